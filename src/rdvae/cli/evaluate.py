@@ -1,0 +1,43 @@
+"""`rdvae eval RUN_DIR`: measure a trained run on a split."""
+
+from __future__ import annotations
+
+import math
+
+from .options import add_common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a trained run (R, D, ELBO, IW-NLL, MI, active units)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--iw-samples", type=int, default=0,
+                   help="importance samples for the IW negative log-likelihood (0: skip)")
+    p.add_argument("--split", default=None, help="train, valid or test (default: the run's final split)")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default=None, help="fp32 or bf16 (default: the run's)")
+    p.add_argument("--device", default="auto")
+    add_common(p, out=False)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> dict:
+    from ..evaluate import evaluate_model, format_report
+    from ..rundir import write_json
+    from ..train import load_run
+
+    trained = load_run(args.run_dir, device=args.device)
+    config = trained.config
+    split = args.split or config.final_split
+    x = trained.dataset.split(split)
+    result = evaluate_model(trained.model, x, iw_samples=args.iw_samples,
+                            batch_size=args.batch_size, seed=args.seed,
+                            precision=args.precision or config.precision, progress=args.progress)
+    result["split"] = split
+    if split == config.final_split:
+        trained.run.update_summary(**result)
+    else:
+        write_json(trained.run / f"eval-{split}.json", result)
+    print(f"{args.run_dir} ({config.family} on {config.dataset}, {split} split)")
+    print(format_report(result, dims=math.prod(trained.dataset.event_shape)))
+    return result

@@ -1,0 +1,85 @@
+"""Encoders e(z|x): a trunk that maps x to features, then a distribution head.
+
+Simple encoder of the paper (appendix F.1): input scaled to [-1, 1], five gated convolutions,
+then mean = Linear(d) and variance = Softplus(Linear(d)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from .distributions import diagonal_normal
+from .layers import gated_conv2d, mlp
+
+VARIANCE_FLOOR = 1e-7
+
+
+class MLPTrunk(nn.Module):
+    """Flattens x (scaled to [-1, 1]) and applies a stack of hidden layers."""
+
+    def __init__(self, event_shape: Sequence[int], hidden: Sequence[int], activation: str = "glu"):
+        super().__init__()
+        self.out_features = hidden[-1]
+        self.net = mlp([math.prod(event_shape), *hidden], activation)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(2.0 * x.flatten(1) - 1.0)
+
+
+class SimpleConvTrunk(nn.Module):
+    """Conv(32,5,1) Conv(32,5,2) Conv(64,5,1) Conv(64,5,2) Conv(256,H/4,valid), all gated.
+
+    For 28x28 inputs this is exactly the paper's stack (the last kernel is 7); other sizes
+    divisible by 4 use a last kernel of H/4 so the output is 1x1x256.
+    """
+
+    out_features = 256
+
+    def __init__(self, event_shape: Sequence[int], activation: str = "glu"):
+        super().__init__()
+        channels, height, width = event_shape
+        if height % 4 or width % 4:
+            raise ValueError(f"the conv encoder needs height and width divisible by 4, got {event_shape}")
+        if activation != "glu":
+            raise ValueError("the paper's conv encoder uses gated units (activation='glu')")
+        self.net = nn.Sequential(
+            gated_conv2d(channels, 32, 5, 1),
+            gated_conv2d(32, 32, 5, 2, padding=2),
+            gated_conv2d(32, 64, 5, 1),
+            gated_conv2d(64, 64, 5, 2, padding=2),
+            gated_conv2d(64, 256, (height // 4, width // 4), 1, padding=0),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(2.0 * x - 1.0).flatten(1)
+
+
+class GaussianEncoder(nn.Module):
+    """e(z|x) = N(mu(x), diag(var(x))), mu = Linear(h), var = Softplus(Linear(h))."""
+
+    def __init__(self, trunk: nn.Module, latent_dim: int):
+        super().__init__()
+        self.trunk, self.latent_dim = trunk, latent_dim
+        self.loc = nn.Linear(trunk.out_features, latent_dim)
+        self.raw_variance = nn.Linear(trunk.out_features, latent_dim)
+
+    def forward(self, x: Tensor) -> Distribution:
+        h = self.trunk(x)
+        loc = self.loc(h).float()
+        variance = F.softplus(self.raw_variance(h).float()) + VARIANCE_FLOOR
+        return diagonal_normal(loc, variance.sqrt())
+
+
+def mlp_encoder(event_shape, latent_dim: int, hidden=(512, 256), activation="glu") -> GaussianEncoder:
+    return GaussianEncoder(MLPTrunk(event_shape, hidden, activation), latent_dim)
+
+
+def simple_conv_encoder(event_shape, latent_dim: int, activation="glu") -> GaussianEncoder:
+    return GaussianEncoder(SimpleConvTrunk(event_shape, activation), latent_dim)
+
+

@@ -1,0 +1,88 @@
+"""The Dataset value handed to the rest of rdvae, and binarization of grey levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rdvae.data.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+BINARIZE_CHOICES = (None, "static", "dynamic", "threshold")
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Three in-memory float32 splits with labels and how they were binarized.
+
+    Images are [N, C, H, W] in [0, 1]; bag-of-words sets are [N, V] counts.
+    `binary` is True when every value is 0 or 1 (after `train_transform` for dynamic).
+    """
+
+    name: str
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    labels: dict[str, torch.Tensor | None]
+    event_shape: tuple[int, ...]
+    binary: bool
+    binarize: str | None = None
+    seed: int = 0
+    vocabulary: list[str] | None = field(default=None, repr=False)
+    note: str = ""
+
+    def split(self, name: str) -> torch.Tensor:
+        """The tensor of split "train", "valid" or "test"."""
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def train_transform(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Applied by the trainer to each training batch: a fresh Bernoulli draw when
+        binarize="dynamic", else the identity."""
+        if self.binarize == "dynamic":
+            return torch.bernoulli(x, generator=generator)
+        return x
+
+    def describe(self) -> str:
+        """One line: name, split sizes, event shape, binarization."""
+        sizes = " / ".join(f"{s} {len(self.split(s))}" for s in SPLITS)
+        if self.binarize == "dynamic":
+            how = f"dynamic binarization (train resampled per batch, valid/test seed {self.seed})"
+        elif self.binarize == "static":
+            how = f"static binarization (seed {self.seed})"
+        elif self.binarize == "threshold":
+            how = "threshold binarization (x > 0.5)"
+        elif self.vocabulary is not None:
+            how = f"word counts over {len(self.vocabulary)} words"
+        else:
+            how = "binary" if self.binary else "grey levels in [0, 1]"
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name}: {sizes}, event shape {self.event_shape}, {how}{note}"
+
+
+def check_binarize(binarize: str | None) -> str | None:
+    """The validated binarize option."""
+    if binarize not in BINARIZE_CHOICES:
+        choices = ", ".join(repr(c) for c in BINARIZE_CHOICES)
+        raise DataError(f"unknown binarize={binarize!r}; choose one of {choices}")
+    return binarize
+
+
+def split_generator(seed: int, split: str) -> torch.Generator:
+    """An independent, reproducible random stream for one split."""
+    state = np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def binarize_split(x: torch.Tensor, how: str | None, split: str, seed: int) -> torch.Tensor:
+    """Grey levels in [0, 1] -> the split as `how` asks (dynamic leaves train grey)."""
+    if how is None or (how == "dynamic" and split == "train"):
+        return x
+    if how == "threshold":
+        return (x > 0.5).to(x.dtype)
+    return torch.bernoulli(x, generator=split_generator(seed, split))

@@ -1,0 +1,66 @@
+"""The aggregate posterior q(z) = (1/N) sum_n e(z|x_n) and the mutual information
+
+    I_q(x; z) = E_n E_{z ~ e(z|x_n)} [log e(z|x_n) - log q(z)]  <=  log N,
+
+with log q(z) summed over every evaluated example in chunks, never over a minibatch
+(a minibatch estimate is biased and can exceed log N; Hoffman & Johnson 2016).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..components.distributions import pairwise_log_prob
+from ..model import VAE
+from .batching import chunks, model_device
+
+
+@dataclass
+class MutualInformation:
+    value: float      # nats
+    stderr: float     # Monte Carlo standard error over examples
+    log_n: float      # log N, the upper limit
+
+    @property
+    def within_limit(self) -> bool:
+        return self.value <= self.log_n + 1e-6
+
+
+@torch.inference_mode()
+def aggregate_log_density(encoder, x: Tensor, z: Tensor, batch_size: int = 1000,
+                          max_entries: int = 1 << 24) -> Tensor:
+    """log q(z_m) = logsumexp_n log e(z_m | x_n) - log N for points z [M, d] -> [M]."""
+    device = z.device
+    total = torch.full((len(z),), -math.inf, device=device, dtype=torch.float64)
+    step = max(1, min(batch_size, max_entries // max(1, len(z))))
+    for xb in chunks(x, step, device):
+        log_q = pairwise_log_prob(encoder(xb), z).double()  # [M, chunk]
+        total = torch.logaddexp(total, torch.logsumexp(log_q, dim=1))
+    return (total - math.log(len(x))).float()
+
+
+@torch.inference_mode()
+def posterior_samples(encoder, x: Tensor, batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+    """One z_n ~ e(z|x_n) per example and its log e(z_n|x_n): ([N, d], [N])."""
+    device = model_device(encoder)
+    zs, log_qs = [], []
+    for xb in chunks(x, batch_size, device):
+        q = encoder(xb)
+        z = q.sample()
+        zs.append(z)
+        log_qs.append(q.log_prob(z))
+    return torch.cat(zs), torch.cat(log_qs)
+
+
+@torch.inference_mode()
+def mutual_information(model: VAE, x: Tensor, batch_size: int = 1000) -> MutualInformation:
+    """I_q(x; z) over the N examples of x, one posterior sample per example."""
+    z, log_q_cond = posterior_samples(model.encoder, x, batch_size)
+    log_q = aggregate_log_density(model.encoder, x, z, batch_size)
+    terms = (log_q_cond - log_q).double()
+    stderr = terms.std().item() / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return MutualInformation(terms.mean().item(), stderr, math.log(len(x)))

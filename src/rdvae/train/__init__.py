@@ -1,0 +1,9 @@
+"""Training: configuration, the loop, checkpoints, schedules, and reloading runs."""
+
+from .checkpoint import load_weights, save_weights
+from .config import ConfigError, TrainConfig
+from .loop import TrainingDiverged, build_for_config, train
+from .restore import TrainedRun, load_run
+
+__all__ = ["ConfigError", "TrainConfig", "TrainedRun", "TrainingDiverged", "build_for_config",
+           "load_run", "load_weights", "save_weights", "train"]

@@ -1,0 +1,55 @@
+"""Atomic checkpoints in safetensors: nothing is ever unpickled.
+
+trainer_state.safetensors holds the weights, the optimizer's tensors, the RNG states and
+(as JSON metadata) the counters and the optimizer's scalar settings; it alone is enough to
+resume. model.safetensors is written after it and holds the weights only, for evaluation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..rundir import TRAINER_STATE, WEIGHTS, RunDir, load_tensors, save_tensors
+
+
+def save_checkpoint(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    counters: dict, rng: dict[str, torch.Tensor]) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    scalars: dict[str, dict] = {}
+    for pid, param_state in state["state"].items():
+        for key, value in param_state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    tensors.update({f"rng.{k}": v for k, v in rng.items()})
+    metadata = {"counters": counters, "param_groups": state["param_groups"], "optim_scalars": scalars}
+    save_tensors(run / TRAINER_STATE, tensors, metadata)
+    save_weights(run, model, counters)
+
+
+def save_weights(run: RunDir, model: torch.nn.Module, counters: dict | None = None) -> None:
+    save_tensors(run / WEIGHTS, dict(model.state_dict()), {"counters": counters or {}})
+
+
+def load_weights(run: RunDir, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+    tensors, _ = load_tensors(run / WEIGHTS, device=str(device))
+    model.load_state_dict(tensors)
+
+
+def load_checkpoint(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    device: str | torch.device = "cpu") -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore model and optimizer in place; return (counters, rng states)."""
+    tensors, meta = load_tensors(run / TRAINER_STATE, device="cpu")
+    model.load_state_dict({k[6:]: v.to(device) for k, v in tensors.items() if k.startswith("model.")})
+    optim_state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            optim_state.setdefault(int(pid), {})[name] = value  # load_state_dict places it
+    for pid, values in meta["optim_scalars"].items():
+        optim_state.setdefault(int(pid), {}).update(values)
+    optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    return meta["counters"], rng
