@@ -100,7 +100,7 @@ class DiagonalGaussianMixture(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         return torch.logsumexp(self.component_log_prob(value), dim=-1)
 
-    def sample(self, sample_shape: torch.Size | tuple = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | tuple = ()) -> Tensor:
         with torch.no_grad():
             shape = torch.Size(sample_shape)
             k = Categorical(logits=self.logits, validate_args=False).sample(shape)

@@ -54,4 +54,4 @@ def dense(in_features: int, out_features: int, activation: str) -> nn.Module:
 
 def mlp(sizes: Sequence[int], activation: str = "glu") -> nn.Sequential:
     """Hidden layers sizes[0] -> sizes[1] -> ... -> sizes[-1], each with the activation."""
-    return nn.Sequential(*(dense(a, b, activation) for a, b in zip(sizes[:-1], sizes[1:])))
+    return nn.Sequential(*(dense(a, b, activation) for a, b in zip(sizes[:-1], sizes[1:], strict=True)))

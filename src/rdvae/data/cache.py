@@ -63,7 +63,11 @@ def load(folder: Path, key: str) -> Arrays | None:
 
 
 def save(folder: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
-    """Store `arrays` under `key` atomically and drop stale entries; warns on failure."""
+    """Store `arrays` under `key` atomically and drop stale entries; warns on failure.
+
+    When another process stored the same key meanwhile, its entry is kept.
+    """
+    entry = folder / key
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".tmp-"))
@@ -73,12 +77,10 @@ def save(folder: Path, key: str, arrays: Mapping[str, np.ndarray]) -> None:
     try:
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        entry = folder / key
-        if entry.exists():
-            shutil.rmtree(entry, ignore_errors=True)
         os.replace(tmp, entry)
     except OSError as err:
-        warnings.warn(f"could not cache parsed data in {folder}: {err}", stacklevel=3)
+        if not entry.is_dir():
+            warnings.warn(f"could not cache parsed data in {folder}: {err}", stacklevel=3)
         return
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -95,6 +97,7 @@ def cached(
     key = cache_key(spec, paths)
     arrays = load(folder, key)
     if arrays is None:
+        shutil.rmtree(folder / key, ignore_errors=True)  # an unreadable entry, if any
         arrays = parse()
         save(folder, key, arrays)
     return arrays

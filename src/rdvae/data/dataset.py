@@ -33,6 +33,9 @@ class Dataset:
     vocabulary: list[str] | None = field(default=None, repr=False)
     note: str = ""
 
+    def __repr__(self) -> str:
+        return f"Dataset({self.describe()})"
+
     def split(self, name: str) -> torch.Tensor:
         """The tensor of split "train", "valid" or "test"."""
         if name not in SPLITS:
@@ -43,10 +46,14 @@ class Dataset:
         self, x: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Applied by the trainer to each training batch: a fresh Bernoulli draw when
-        binarize="dynamic", else the identity."""
-        if self.binarize == "dynamic":
+        binarize="dynamic", else the identity. The generator may live on another device."""
+        if self.binarize != "dynamic":
+            return x
+        if generator is None or generator.device == x.device:
             return torch.bernoulli(x, generator=generator)
-        return x
+        # e.g. a CPU generator for a CUDA batch: draw uniforms where the generator lives.
+        u = torch.rand(x.shape, generator=generator, device=generator.device)
+        return (u.to(x.device) < x).to(x.dtype)
 
     def describe(self) -> str:
         """One line: name, split sizes, event shape, binarization."""

@@ -12,21 +12,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rdvae.data.errors import DataError
+from rdvae.data.errors import DataError, corrupt
 from rdvae.data.sources import DatasetSpec, FileSpec
 
-TIMEOUT_S = 60.0
+TIMEOUT_S = 30.0
 CHUNK = 1 << 20
 
 Verifier = Callable[[FileSpec, Path], None]
-
-
-def corrupt(path: Path, what: str) -> DataError:
-    """The error for a file whose content is wrong."""
-    return DataError(
-        f"{path}: {what}. The file is corrupt or incomplete: delete it so that it is "
-        "downloaded again (or replace it with a good copy)."
-    )
 
 
 def md5sum(path: Path) -> str:
@@ -72,6 +64,9 @@ def ensure_files(
         for file in missing:
             try:
                 fetch(file, folder, verify)
+            except Unreachable as err:  # offline: do not wait on every other file too
+                failures.append(f"{err} (no further downloads tried)")
+                break
             except DataError as err:
                 failures.append(str(err))
         missing = [f for f in missing if not paths[f.name].is_file()]
@@ -98,10 +93,15 @@ def missing_files_error(
     return DataError("\n".join(lines))
 
 
+class Unreachable(DataError):
+    """No mirror of a file could even be connected to."""
+
+
 def fetch(file: FileSpec, folder: Path, verify: Verifier) -> Path:
     """Download `file` into `folder`, trying each mirror; atomic, verified before it lands."""
     target = folder / file.name
     reasons = []
+    connected = False
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -120,9 +120,18 @@ def fetch(file: FileSpec, folder: Path, verify: Verifier) -> Path:
             return target
         except (OSError, urllib.error.URLError, DataError) as err:
             reasons.append(f"{url}: {err}")
+            connected |= not _connection_error(err)
         finally:
             tmp.unlink(missing_ok=True)
-    raise DataError(f"{file.name}: every mirror failed: " + "; ".join(reasons))
+    error = DataError if connected else Unreachable
+    raise error(f"{file.name}: every mirror failed: " + "; ".join(reasons))
+
+
+def _connection_error(err: BaseException) -> bool:
+    """True when no server answered at all (DNS failure, refused, timed out)."""
+    if isinstance(err, urllib.error.HTTPError):
+        return False
+    return isinstance(err, (urllib.error.URLError, TimeoutError, ConnectionError))
 
 
 def _copy_url(url: str, out, desc: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from rdvae.data.download import corrupt
+from rdvae.data.errors import corrupt
 
 # ----------------------------------------------------------------------------- IDX
 

@@ -1,0 +1,55 @@
+"""Small models with closed forms, shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rdvae.components import GaussianDecoder, StandardNormal, diagonal_normal
+from rdvae.model import VAE
+
+
+class LinearGaussianEncoder(nn.Module):
+    """e(z|x) = N(A x + b, diag(s^2)) on flat x."""
+
+    def __init__(self, data_dim: int, latent_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(data_dim, latent_dim)
+        self.log_scale = nn.Parameter(torch.zeros(latent_dim))
+
+    def forward(self, x):
+        loc = self.linear(x)
+        return diagonal_normal(loc, self.log_scale.exp().expand_as(loc))
+
+
+def ppca_vae(data_dim=4, latent_dim=2, sigma=0.5, seed=0) -> tuple[VAE, torch.Tensor, torch.Tensor]:
+    """A linear-Gaussian VAE (probabilistic PCA): x = W z + mu + sigma eps, z ~ N(0, I).
+    Returns the model, W and mu; log p(x) = log N(x; mu, W W^T + sigma^2 I) in closed form."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(data_dim, latent_dim, generator=g)
+    mu = torch.randn(data_dim, generator=g)
+    decoder_trunk = nn.Linear(latent_dim, data_dim)
+    with torch.no_grad():
+        decoder_trunk.weight.copy_(W)
+        decoder_trunk.bias.copy_(mu)
+    encoder = LinearGaussianEncoder(data_dim, latent_dim)
+    model = VAE(encoder, GaussianDecoder(decoder_trunk, (data_dim,), sigma), StandardNormal(latent_dim))
+    return model, W, mu
+
+
+def ppca_log_likelihood(x, W, mu, sigma):
+    cov = W @ W.T + sigma**2 * torch.eye(len(mu))
+    return torch.distributions.MultivariateNormal(mu, cov).log_prob(x)
+
+
+def set_exact_posterior(model: VAE, W, sigma):
+    """Encoder = the exact posterior N(M^-1 W^T (x - mu) / sigma^2 ... ) of probabilistic PCA."""
+    d = W.shape[1]
+    M = W.T @ W + sigma**2 * torch.eye(d)
+    # posterior: mean = M^-1 W^T (x - mu), cov = sigma^2 M^-1 (diagonal only if M is)
+    A = torch.linalg.solve(M, W.T)
+    mu = model.decoder.trunk.bias
+    with torch.no_grad():
+        model.encoder.linear.weight.copy_(A)
+        model.encoder.linear.bias.copy_(-A @ mu)
+    return sigma**2 * torch.linalg.inv(M)

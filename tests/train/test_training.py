@@ -1,0 +1,114 @@
+import json
+import math
+
+import pytest
+import torch
+
+from rdvae.objectives import BetaObjective
+from rdvae.rundir import RunDir, load_tensors
+from rdvae.train import ConfigError, TrainConfig, TrainingDiverged, load_run, train
+
+SMALL = dict(dataset="digits", binarize="dynamic", family="mlp", latent_dim=4,
+             model={"hidden": [32]}, batch_size=256, eval_batch_size=500)
+
+
+def _weights(path):
+    tensors, _ = load_tensors(RunDir(path) / "model.safetensors")
+    return tensors
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_at(step):
+    def hook(counters):
+        if counters["step"] == step:
+            raise Interrupt
+    return hook
+
+
+@pytest.mark.parametrize("stop", [8, 12])  # mid-epoch (6 steps an epoch) and at an epoch's end
+def test_resume_gives_the_result_of_an_uninterrupted_run(tmp_path, stop):
+    config = TrainConfig(**SMALL, epochs=3, checkpoint_minutes=0.0)
+    full = train(config, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "cut", progress=False, on_step=_stop_at(stop))
+    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["elbo"] == full["elbo"]
+    metrics = RunDir(tmp_path / "cut").read_metrics()
+    assert [m["epoch"] for m in metrics] == [1, 2, 3]
+    assert [m["elbo"] for m in metrics] == [m["elbo"] for m in RunDir(tmp_path / "full").read_metrics()]
+
+
+def test_finished_run_is_not_retrained_and_existing_run_is_protected(tmp_path):
+    config = TrainConfig(**SMALL, epochs=1)
+    first = train(config, tmp_path / "r", progress=False)
+    assert train(config, tmp_path / "r", resume=True, progress=False) == first
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config, tmp_path / "r", progress=False)
+    with pytest.raises(ConfigError, match="different config"):
+        train(TrainConfig(**{**SMALL, "epochs": 2}), tmp_path / "r", resume=True, progress=False)
+
+
+class NanAfter(BetaObjective):
+    def __init__(self, steps):
+        super().__init__(1.0)
+        object.__setattr__(self, "nan_steps", steps)
+
+    def __call__(self, rate, distortion, step=0):
+        loss = super().__call__(rate, distortion, step)
+        return loss * math.nan if self.nan_steps(step) else loss
+
+
+def test_nan_guard_skips_and_counts_transient_failures(tmp_path):
+    summary = train(TrainConfig(**SMALL, epochs=2), tmp_path / "r", progress=False,
+                    objective=NanAfter(lambda s: s in (2, 5, 7)))
+    assert summary["skipped_updates"] == 3 and math.isfinite(summary["elbo"])
+    assert RunDir(tmp_path / "r").read_metrics()[-1]["skipped"] == 3
+
+
+def test_nan_guard_stops_on_persistent_failures_and_keeps_last_good_checkpoint(tmp_path):
+    config = TrainConfig(**SMALL, epochs=3, max_consecutive_skips=4)
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train(config, tmp_path / "r", progress=False, objective=NanAfter(lambda s: s >= 8))
+    run = RunDir(tmp_path / "r")
+    _, meta = load_tensors(run / "trainer_state.safetensors")
+    # failures from step 8 on: the fifth consecutive skip (step 12, epoch 3) stops the run;
+    # the epoch-2 checkpoint holds the weights of the last good update (skips change nothing)
+    assert meta["counters"]["epoch"] == 2 and meta["counters"]["consecutive_skips"] == 4
+    assert all(torch.isfinite(t).all() for t in _weights(run.path).values())
+    trained = load_run(run.path)
+    assert trained.model.latent_dim == 4
+
+
+def test_target_rate_objective_drives_rate_to_sigma(tmp_path):
+    # this model at beta = 1 settles near R = 3 nats; |sigma - R| pulls it up to sigma = 8
+    config = TrainConfig(dataset="digits", binarize="static", latent_dim=8, model={"hidden": [64]},
+                         target_rate=8.0, epochs=15, batch_size=64, lr=2e-3, lr_schedule="paper",
+                         final_split="train")
+    summary = train(config, tmp_path / "r", progress=False)
+    assert abs(summary["rate"] - 8.0) < 0.3, summary["rate"]
+    assert summary["beta"] is None and summary["target_rate"] == 8.0
+
+
+def test_paper_learning_rate_schedule_reaches_zero(tmp_path):
+    train(TrainConfig(**SMALL, epochs=2, lr_schedule="paper", normalized_gradients=True),
+          tmp_path / "r", progress=False)
+    metrics = RunDir(tmp_path / "r").read_metrics()
+    assert metrics[0]["lr"] == pytest.approx(1e-3) and metrics[-1]["lr"] < 1e-3 / 5
+
+
+def test_run_directory_contract(tmp_path):
+    train(TrainConfig(**SMALL, epochs=1, iw_samples=10), tmp_path / "r", progress=False)
+    run = RunDir(tmp_path / "r")
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("rate", "distortion", "elbo", "iw_nll", "iw_samples", "mutual_info", "active_units",
+                "beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params"):
+        assert key in summary, key
+    assert summary["iw_nll"] <= -summary["elbo"] + 0.5
+    assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).epochs == 1
+    # checkpoints are safetensors, readable without unpickling
+    assert (run / "trainer_state.safetensors").read_bytes()[8:9] == b"{"
