@@ -1,23 +1,30 @@
 """The `rdvae` command. Thin: parse arguments, call the library, print and write.
 
-Each subcommand lives in its own module exposing `register(subparsers)`; the parser sets
-`handler`, which returns a dict that `--json` prints as the last line of standard output.
+Each subcommand lives in its own module of this package exposing `register(subparsers)`
+(modules are discovered: adding a command is adding a file); the parser sets `handler`, which
+returns a dict that `--json` prints as the last line of standard output.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import pkgutil
 import sys
 
-from . import evaluate as evaluate_cmd
-from . import train as train_cmd
-
-COMMANDS = [train_cmd, evaluate_cmd]
 
 
 class UserError(Exception):
     """An error whose message is the whole story: printed without a traceback."""
+
+
+def command_modules() -> list:
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("options",)]
+    modules = [importlib.import_module(f"{__name__}.{name}") for name in names]
+    modules = [m for m in modules if hasattr(m, "register")]
+    order = {"train": 0, "evaluate": 1}
+    return sorted(modules, key=lambda m: (order.get(m.__name__.rsplit(".", 1)[1], 2), m.__name__))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rdvae", description="Train VAEs and judge them by rate and distortion (nats).")
     parser.add_argument("--version", action="version", version=f"rdvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS:
+    for module in command_modules():
         module.register(sub)
     return parser
 

@@ -32,6 +32,15 @@ def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
     return build_model(config.family, event_shape, config.latent_dim, **config.model)
 
 
+def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one for the device (CPU and CUDA in
+    torch >= 2.4); same update rule, fewer passes over memory."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 def _normalize_gradients(params: list[torch.nn.Parameter], eps: float = 1e-8) -> None:
     """Normalized gradients (Yu et al. 2017): each parameter tensor's gradient scaled to unit norm."""
     for p in params:
@@ -96,7 +105,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     model.marginal.initialize_from_data(train_x)
     objective = objective or config.objective()
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    optimizer = make_adam(params, config.lr, device)
     shuffle = torch.Generator().manual_seed(config.seed + 1)
 
     steps_per_epoch = math.ceil(len(train_x) / config.batch_size)

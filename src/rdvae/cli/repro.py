@@ -1,0 +1,36 @@
+"""`rdvae repro NAME --scale smoke|cpu|paper --out DIR`: run a paper reproduction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import add_common
+
+
+def register(sub) -> None:
+    p = sub.add_parser("repro", help="reproduce a paper's experiment (tables beside the published numbers)")
+    p.add_argument("name", nargs="?", help="which reproduction (omit to list them)")
+    p.add_argument("--scale", default="cpu", help="smoke (seconds), cpu (hours on 2 cores) or paper (GPU)")
+    add_common(p)
+    p.set_defaults(handler=run)
+
+
+def run(args) -> dict:
+    from ..experiments import check_scale, reproductions
+    from . import UserError
+
+    available = reproductions()
+    if not args.name:
+        for name, module in available.items():
+            print(f"  {name:<20} {module.DESCRIPTION}")
+        return {"reproductions": list(available)}
+    if args.name not in available:
+        raise UserError(f"unknown reproduction {args.name!r}; available: {', '.join(available) or 'none'}")
+    try:
+        scale = check_scale(args.scale)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    out = Path(args.out or f"runs/repro-{args.name}-{scale}")
+    result = available[args.name].run(scale, out, progress=args.progress)
+    print(f"results written to {out}")
+    return result
