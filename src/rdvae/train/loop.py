@@ -17,7 +17,7 @@ from ..data import load_dataset
 from ..device import autocast, resolve_device
 from ..evaluate import evaluate_model
 from ..presets import build_model
-from ..rundir import SUMMARY, TRAINER_STATE, RunDir
+from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
 from .schedules import lr_factor
@@ -75,6 +75,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
 
     resume=True continues the run in `out` from its last checkpoint (config None: the saved
     one); the result equals that of an uninterrupted run with the same seed on the CPU.
+    A finished run is not retrained: its summary is returned.
     """
     run = RunDir(out)
     if resume and run.exists:
@@ -90,147 +91,181 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     config.validated()
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config.to_dict())
-
-    device = resolve_device(config.device)
-    ds = dataset if dataset is not None else load_dataset(config.dataset, binarize=config.binarize)
-    train_x = ds.split("train").to(device)
-    eval_x, final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
-
-    torch.manual_seed(config.seed)
-    model = build_for_config(config, ds.event_shape).to(device)
-    if isinstance(model.decoder, BernoulliDecoder) and not ds.binary:
-        warnings.warn(
-            f"{ds.name} holds grey levels but the decoder is Bernoulli, so D is not a proper "
-            "log-likelihood; pass binarize='dynamic' (or 'static') for binary data", stacklevel=2)
-    model.marginal.initialize_from_data(train_x)
-    objective = objective or config.objective()
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_adam(params, config.lr, device)
-    shuffle = torch.Generator().manual_seed(config.seed + 1)
-
-    steps_per_epoch = math.ceil(len(train_x) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
-                "train_seconds": 0.0}
-    epoch_start_shuffle = shuffle.get_state()
+    trainer = Trainer(config, run, dataset, objective, progress, on_step)
     if resume and (run / TRAINER_STATE).exists():
-        counters, rng = load_checkpoint(run, model, optimizer, device)
+        trainer.restore()
+    else:
+        (run / METRICS).unlink(missing_ok=True)
+    return trainer.fit()
+
+
+class Trainer:
+    """One run's model, optimizer, data and counters; `fit` trains it to the end."""
+
+    def __init__(self, config: TrainConfig, run: RunDir, dataset=None, objective=None,
+                 progress: bool = True, on_step: Callable[[dict], None] | None = None):
+        self.config, self.run, self.progress, self.on_step = config, run, progress, on_step
+        self.device = resolve_device(config.device)
+        ds = dataset if dataset is not None else load_dataset(config.dataset, binarize=config.binarize)
+        self.dataset = ds
+        self.train_x = ds.split("train").to(self.device)
+        self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
+
+        torch.manual_seed(config.seed)
+        self.model = build_for_config(config, ds.event_shape).to(self.device)
+        if isinstance(self.model.decoder, BernoulliDecoder) and not ds.binary:
+            warnings.warn(
+                f"{ds.name} holds grey levels but the decoder is Bernoulli, so D is not a proper "
+                "log-likelihood; pass binarize='dynamic' (or 'static') for binary data", stacklevel=3)
+        self.model.marginal.initialize_from_data(self.train_x)
+        self.objective = objective or config.objective()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_adam(self.params, config.lr, self.device)
+        self.shuffle = torch.Generator().manual_seed(config.seed + 1)
+        self.epoch_start_shuffle = self.shuffle.get_state()
+        self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        # everything a checkpoint needs besides weights, optimizer and RNG states
+        self.counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
+                         "train_seconds": 0.0, "epoch_sums": [0.0, 0.0, 0.0], "epoch_seen": 0}
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        rng = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
+               "shuffle_epoch_start": self.epoch_start_shuffle}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        save_checkpoint(self.run, self.model, self.optimizer, self.counters, rng)
+
+    def restore(self) -> None:
+        self.counters, rng = load_checkpoint(self.run, self.model, self.optimizer, self.device)
         torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], device)
-        epoch_start_shuffle = rng["shuffle_epoch_start"]
-        shuffle.set_state(rng["shuffle"])
-        run.keep_metrics(m for m in run.read_metrics() if m["epoch"] <= counters["epoch"])
-    elif (run / "metrics.jsonl").exists():
-        (run / "metrics.jsonl").unlink()
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.epoch_start_shuffle = rng["shuffle_epoch_start"]
+        self.shuffle.set_state(rng["shuffle"])
+        epoch = self.counters["epoch"]
+        self.run.keep_metrics(m for m in self.run.read_metrics() if m["epoch"] <= epoch)
 
-    def checkpoint():
-        rng = {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
-               "shuffle_epoch_start": epoch_start_shuffle}
-        if device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(device)
-        save_checkpoint(run, model, optimizer, counters, rng)
+    # -- one update ----------------------------------------------------------------------------
+    def step(self, x: torch.Tensor) -> torch.Tensor | None:
+        """One guarded update; returns (loss, mean R, mean D), or None if the update was skipped."""
+        config, counters = self.config, self.counters
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], self.total_steps)
+        with autocast(config.precision, self.device):
+            out = self.model(x)
+            loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"])
+        self.optimizer.zero_grad(set_to_none=True)
+        skip = not torch.isfinite(loss)
+        if not skip:
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, math.inf)
+            skip = not (math.isfinite(grad_norm) and grad_norm <= config.skip_grad_norm)
+        if skip:
+            counters["skipped"] += 1
+            counters["consecutive_skips"] += 1
+            if counters["consecutive_skips"] > config.max_consecutive_skips:
+                raise TrainingDiverged(
+                    f"{counters['consecutive_skips']} consecutive updates skipped at step "
+                    f"{counters['step']} (non-finite loss or gradient norm above "
+                    f"{config.skip_grad_norm:g}); the last good checkpoint in {self.run.path} is "
+                    "kept. Lower the learning rate, enable normalized gradients, or raise "
+                    "skip_grad_norm.")
+            return None
+        counters["consecutive_skips"] = 0
+        if config.normalized_gradients:
+            _normalize_gradients(self.params)
+        self.optimizer.step()
+        return torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean()])
 
-    bar = tqdm(total=total_steps, initial=counters["step"], disable=not progress, unit="step",
-               desc=f"{config.family} {config.dataset} {objective.describe()}", dynamic_ncols=True)
-    last_checkpoint = time.monotonic()
-    started = time.monotonic() - counters["train_seconds"]
-    while counters["epoch"] < config.epochs:
-        model.train()
-        if counters["batch"] == 0:
-            epoch_start_shuffle = shuffle.get_state()
-            order = torch.randperm(len(train_x), generator=shuffle)
-        else:  # resumed mid-epoch: redraw this epoch's permutation from its starting state
+    # -- epochs --------------------------------------------------------------------------------
+    def epoch_order(self) -> torch.Tensor:
+        """This epoch's permutation, drawn from the generator state at the epoch's start, so
+        that a run resumed mid-epoch sees the same batches."""
+        if self.counters["batch"] == 0:
+            self.epoch_start_shuffle = self.shuffle.get_state()
+            order = torch.randperm(len(self.train_x), generator=self.shuffle)
+        else:
             replay = torch.Generator()
-            replay.set_state(epoch_start_shuffle)
-            order = torch.randperm(len(train_x), generator=replay)
-        order = order.to(device)
-        sums = torch.zeros(3, dtype=torch.float64)
-        seen = 0
-        for b in range(counters["batch"], steps_per_epoch):
+            replay.set_state(self.epoch_start_shuffle)
+            order = torch.randperm(len(self.train_x), generator=replay)
+        return order.to(self.device)
+
+    def run_epoch(self, bar, started: float) -> None:
+        config, counters = self.config, self.counters
+        self.model.train()
+        order = self.epoch_order()
+        sums = torch.tensor(counters["epoch_sums"], dtype=torch.float64)
+        last_checkpoint = time.monotonic()
+        for b in range(counters["batch"], self.steps_per_epoch):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = ds.train_transform(train_x[idx], shuffle)
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], total_steps)
-            with autocast(config.precision, device):
-                out = model(x)
-                loss = objective(out.rate.float(), out.distortion.float(), counters["step"])
-            optimizer.zero_grad(set_to_none=True)
-            skip = not torch.isfinite(loss)
-            if not skip:
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, math.inf)
-                skip = not (math.isfinite(grad_norm) and grad_norm <= config.skip_grad_norm)
-            if skip:
-                counters["skipped"] += 1
-                counters["consecutive_skips"] += 1
-                if counters["consecutive_skips"] > config.max_consecutive_skips:
-                    bar.close()
-                    raise TrainingDiverged(
-                        f"{counters['consecutive_skips']} consecutive updates skipped at step "
-                        f"{counters['step']} (non-finite loss or gradient norm above "
-                        f"{config.skip_grad_norm:g}); the last good checkpoint in {run.path} is "
-                        "kept. Lower the learning rate, enable normalized gradients, or raise "
-                        "skip_grad_norm."
-                    )
-            else:
-                counters["consecutive_skips"] = 0
-                if config.normalized_gradients:
-                    _normalize_gradients(params)
-                optimizer.step()
-                sums += torch.stack([loss.detach(), out.rate.detach().mean(),
-                                     out.distortion.detach().mean()]).double().cpu() * len(idx)
-                seen += len(idx)
+            figures = self.step(self.dataset.train_transform(self.train_x[idx], self.shuffle))
+            if figures is not None:
+                sums += figures.double().cpu() * len(idx)
+                counters["epoch_seen"] += len(idx)
             counters["step"] += 1
             counters["batch"] = b + 1
+            counters["epoch_sums"] = sums.tolist()
             bar.update(1)
-            if counters["step"] % 10 == 0 and seen:
-                loss_avg, r, d = (sums / seen).tolist()
-                bar.set_postfix(R=f"{r:.2f}", D=f"{d:.2f}", loss=f"{loss_avg:.2f}",
+            if counters["step"] % 10 == 0 and counters["epoch_seen"]:
+                loss, r, d = (sums / counters["epoch_seen"]).tolist()
+                bar.set_postfix(R=f"{r:.2f}", D=f"{d:.2f}", loss=f"{loss:.2f}",
                                 skipped=counters["skipped"], refresh=False)
-            if on_step is not None:
-                on_step(dict(counters))
-            if (b + 1 < steps_per_epoch
+            if self.on_step is not None:
+                self.on_step(dict(counters))
+            if (b + 1 < self.steps_per_epoch
                     and time.monotonic() - last_checkpoint > 60 * config.checkpoint_minutes):
                 counters["train_seconds"] = time.monotonic() - started
-                checkpoint()
+                self.checkpoint()
                 last_checkpoint = time.monotonic()
+        self.end_epoch(sums / max(counters["epoch_seen"], 1), started)
 
-        counters["epoch"] += 1
-        counters["batch"] = 0
-        counters["train_seconds"] = time.monotonic() - started
-        evaluation = evaluate_model(model, eval_x, batch_size=config.eval_batch_size,
+    def end_epoch(self, train_means: torch.Tensor, started: float) -> None:
+        config, counters = self.config, self.counters
+        counters.update(epoch=counters["epoch"] + 1, batch=0, epoch_sums=[0.0, 0.0, 0.0],
+                        epoch_seen=0, train_seconds=time.monotonic() - started)
+        evaluation = evaluate_model(self.model, self.eval_x, batch_size=config.eval_batch_size,
                                     seed=config.seed, precision=config.precision, diagnostics=False)
-        train_avg = (sums / max(seen, 1)).tolist()
-        run.append_metrics({
+        loss, rate, distortion = train_means.tolist()
+        self.run.append_metrics({
             "epoch": counters["epoch"], "step": counters["step"], "split": config.eval_split,
             "rate": evaluation["rate"], "distortion": evaluation["distortion"],
-            "elbo": evaluation["elbo"], "train_loss": train_avg[0], "train_rate": train_avg[1],
-            "train_distortion": train_avg[2], "skipped": counters["skipped"],
-            "lr": optimizer.param_groups[0]["lr"], "train_seconds": counters["train_seconds"],
+            "elbo": evaluation["elbo"], "train_loss": loss, "train_rate": rate,
+            "train_distortion": distortion, "skipped": counters["skipped"],
+            "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": counters["train_seconds"],
         })
-        checkpoint()
-        last_checkpoint = time.monotonic()
-    bar.close()
+        self.checkpoint()
 
-    final = evaluate_model(model, final_x, iw_samples=config.iw_samples,
-                           batch_size=config.eval_batch_size, seed=config.seed,
-                           precision=config.precision, progress=progress)
-    summary = {
-        **final,
-        "status": "done",
-        "beta": None if config.target_rate is not None else config.beta,
-        "target_rate": config.target_rate,
-        "family": config.family,
-        "dataset": config.dataset,
-        "split": config.final_split,
-        "epochs": config.epochs,
-        "seed": config.seed,
-        "latent_dim": model.latent_dim,
-        "train_seconds": counters["train_seconds"],
-        "skipped_updates": counters["skipped"],
-        "params": model.num_parameters(),
-    }
-    run.update_summary(**summary)
-    assert (run / SUMMARY).exists()
-    return summary
+    def fit(self) -> dict:
+        config, counters = self.config, self.counters
+        bar = tqdm(total=self.total_steps, initial=counters["step"], disable=not self.progress,
+                   unit="step", dynamic_ncols=True,
+                   desc=f"{config.family} {config.dataset} {self.objective.describe()}")
+        started = time.monotonic() - counters["train_seconds"]
+        with bar:
+            while counters["epoch"] < config.epochs:
+                self.run_epoch(bar, started)
+        return self.finish()
+
+    def finish(self) -> dict:
+        config = self.config
+        final = evaluate_model(self.model, self.final_x, iw_samples=config.iw_samples,
+                               batch_size=config.eval_batch_size, seed=config.seed,
+                               precision=config.precision, progress=self.progress)
+        summary = {
+            **final,
+            "status": "done",
+            "beta": None if config.target_rate is not None else config.beta,
+            "target_rate": config.target_rate,
+            "family": config.family,
+            "dataset": config.dataset,
+            "split": config.final_split,
+            "epochs": config.epochs,
+            "seed": config.seed,
+            "latent_dim": self.model.latent_dim,
+            "train_seconds": self.counters["train_seconds"],
+            "skipped_updates": self.counters["skipped"],
+            "params": self.model.num_parameters(),
+        }
+        return self.run.update_summary(**summary)
