@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
 from .components.marginals import Marginal
+from .components.multi_rate import conditioned_on
 
 
 @dataclass
@@ -68,8 +69,12 @@ class VAE(nn.Module):
         x_rep = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * batch, *x.shape[1:])
         return -dist.log_prob(x_rep).reshape(samples, batch)
 
-    def forward(self, x: Tensor, samples: int = 1) -> RateDistortion:
-        """Rate and distortion per example, each averaged over `samples` draws of z."""
+    def forward(self, x: Tensor, samples: int = 1, beta: Tensor | float | None = None) -> RateDistortion:
+        """Rate and distortion per example, each averaged over `samples` draws of z. A multi-rate
+        model (beta-gated layers) takes the beta to condition on: a number or one per example."""
+        if beta is not None:
+            with conditioned_on(self, beta):
+                return self.forward(x, samples)
         q = self.encoder(x)
         p = self.marginal_distribution()
         z = q.rsample((samples,))  # [S, B, d]

@@ -13,7 +13,7 @@ FLAGS = {
     "dataset": str, "binarize": str, "family": str, "latent_dim": int, "beta": float,
     "target_rate": float, "free_bits": float, "kl_anneal_steps": int, "epochs": int,
     "batch_size": int, "lr": float, "lr_schedule": str, "seed": int, "precision": str,
-    "device": str, "iw_samples": int,
+    "device": str, "iw_samples": int, "beta_min": float, "beta_max": float,
 }
 
 
@@ -26,6 +26,9 @@ def register(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     p.add_argument("--normalized-gradients", action="store_const", const=True, default=None,
                    help="normalize each parameter's gradient before Adam (as in the paper)")
+    p.add_argument("--multi-rate", action="store_const", const=True, default=None,
+                   help="Multi-Rate VAE: one run learns every beta in [--beta-min, --beta-max] "
+                        "(a beta-conditioned family such as mr-mlp; evaluate with eval --betas)")
     p.add_argument("--set", dest="assignments", action="append", type=parse_assignment,
                    default=[], metavar="KEY=VALUE",
                    help="set any config field (JSON values), e.g. --set model.hidden=[256,256]")
@@ -39,6 +42,8 @@ def overrides_from(args) -> dict:
     given = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     if args.normalized_gradients:
         given["normalized_gradients"] = True
+    if args.multi_rate:
+        given["multi_rate"] = True
     model = {}
     for key, value in args.assignments:
         if key.startswith("model."):
@@ -54,6 +59,8 @@ def default_out(config) -> str:
     family = re.sub(r"[^A-Za-z0-9]+", lambda m: "".join({"-": "s", "+": "c"}.get(c, "_")
                                                        for c in m.group()), config.family)
     objective = f"rate{config.target_rate:g}" if config.target_rate is not None else f"beta{config.beta:g}"
+    if config.multi_rate:
+        objective = f"multirate{config.beta_min:g}-{config.beta_max:g}"
     return f"runs/{config.dataset}-{family}-{objective}-seed{config.seed}"
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Distribution, Independent
 
 from .layers import gated_conv2d, gated_conv_transpose2d, mlp
 
@@ -82,15 +81,5 @@ def simple_deconv_decoder(event_shape, latent_dim: int, activation="glu") -> Ber
     return BernoulliDecoder(SimpleDeconvTrunk(latent_dim, event_shape, activation), event_shape)
 
 
-class GaussianDecoder(nn.Module):
-    """d(x|z) = N(x; mu(z), scale^2 I) with a fixed scale (scale = 1 is the common "MSE VAE");
-    the distortion stays a proper negative log-density in nats."""
-
-    def __init__(self, trunk: nn.Module, event_shape: Sequence[int], scale: float = 1.0):
-        super().__init__()
-        self.trunk, self.event_shape, self.scale = trunk, tuple(event_shape), float(scale)
-
-    def forward(self, z: Tensor) -> Distribution:
-        loc = self.trunk(z).float()
-        base = Normal(loc, torch.full_like(loc, self.scale), validate_args=False)
-        return Independent(base, len(self.event_shape), validate_args=False)
+# The Gaussian decoder (fixed, learned, optimal or per-dimension variance) lives in
+# gaussian_decoders.py, which builds on the trunks above.

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.distributions import Independent
 
 from ..components.distributions import pairwise_log_prob
 from ..model import VAE
@@ -40,6 +41,33 @@ def aggregate_log_density(encoder, x: Tensor, z: Tensor, batch_size: int = 1000,
     for xb in chunks(x, step, device):
         log_q = pairwise_log_prob(encoder(xb), z).double()  # [M, chunk]
         total = torch.logaddexp(total, torch.logsumexp(log_q, dim=1))
+    return (total - math.log(len(x))).float()
+
+
+@torch.inference_mode()
+def aggregate_log_density_per_dimension(encoder, x: Tensor, z: Tensor, batch_size: int = 1000,
+                                        max_entries: int = 1 << 24) -> Tensor:
+    """log q(z_mj) = logsumexp_n log e_j(z_mj | x_n) - log N for each dimension j of points
+    z [M, d] -> [M, d]: the one-dimensional aggregate posteriors, over ALL x in chunks.
+
+    Needs a factorized encoder (Independent over a base with batch [N, d], as every Gaussian
+    encoder); its base log-densities are broadcast, [m, chunk, d] at a time.
+    """
+    device, (m, d) = z.device, z.shape
+    total = torch.full((m, d), -math.inf, device=device, dtype=torch.float64)
+    x_step = max(1, min(batch_size, len(x)))
+    z_step = max(1, max_entries // (x_step * d))
+    for xb in chunks(x, x_step, device):
+        q = encoder(xb)
+        if not (isinstance(q, Independent) and q.reinterpreted_batch_ndims == 1):
+            raise TypeError(
+                f"per-dimension aggregate densities need a factorized encoder (Independent over "
+                f"one event dimension), got {type(q).__name__}")
+        for start in range(0, m, z_step):
+            zc = z[start:start + z_step]
+            log_q = q.base_dist.log_prob(zc.unsqueeze(-2))  # [m, chunk, d]
+            total[start:start + z_step] = torch.logaddexp(total[start:start + z_step],
+                                                          torch.logsumexp(log_q, dim=1).double())
     return (total - math.log(len(x))).float()
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..device import PRECISIONS
 from ..objectives import ObjectiveError, make_objective
+from ..objectives_multi_rate import make_multi_rate_objective
 from ..presets import UnknownFamilyError, resolve_family
 
 LR_SCHEDULES = ("constant", "paper")
@@ -47,6 +48,9 @@ class TrainConfig:
     max_consecutive_skips: int = 50    # then stop with an error, last good checkpoint kept
     checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often
     analytic_rate: bool = True
+    multi_rate: bool = False           # Multi-Rate VAE: log beta ~ U[log beta_min, log beta_max] per example
+    beta_min: float = 0.01
+    beta_max: float = 10.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,6 +68,9 @@ class TrainConfig:
         return cls(**data).validated()
 
     def objective(self):
+        if self.multi_rate:
+            return make_multi_rate_objective(self.beta_min, self.beta_max, self.beta, self.target_rate,
+                                             self.free_bits, self.kl_anneal_steps)
         return make_objective(self.beta, self.target_rate, self.free_bits, self.kl_anneal_steps)
 
     def validated(self) -> TrainConfig:
@@ -91,7 +98,10 @@ class TrainConfig:
         need(isinstance(self.model, dict), f"model options must be a mapping, got {self.model!r}")
         need(self.skip_grad_norm > 0, f"skip_grad_norm must be > 0, got {self.skip_grad_norm!r}")
         try:
-            resolve_family(self.family)
+            preset = resolve_family(self.family)
+            need(not self.multi_rate or preset.encoder.startswith("mr-"),
+                 f"multi-rate training needs a beta-conditioned family (mr-mlp, mr-conv), got "
+                 f"{self.family!r}")
             self.objective()
         except (UnknownFamilyError, ObjectiveError) as err:
             raise ConfigError(str(err)) from None

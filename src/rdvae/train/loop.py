@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..components.decoders import BernoulliDecoder
+from ..components.gaussian_decoders import GaussianDecoder, effective_beta
 from ..data import load_dataset
 from ..device import autocast, resolve_device
 from ..evaluate import evaluate_model
@@ -29,7 +30,10 @@ class TrainingDiverged(RuntimeError):
 
 def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
     """The model a config describes (deterministic given the current torch seed)."""
-    return build_model(config.family, event_shape, config.latent_dim, **config.model)
+    options = config.model
+    if config.multi_rate:  # the gates standardize log beta by the training range
+        options = {"beta_min": config.beta_min, "beta_max": config.beta_max, **options}
+    return build_model(config.family, event_shape, config.latent_dim, **options)
 
 
 def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -154,8 +158,13 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], self.total_steps)
         with autocast(config.precision, self.device):
-            out = self.model(x)
-            loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"])
+            if config.multi_rate:  # one beta per example, for both the model and the loss
+                beta = self.objective.sample_beta(len(x), self.device)
+                out = self.model(x, beta=beta)
+                loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"], beta=beta)
+            else:
+                out = self.model(x)
+                loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"])
         self.optimizer.zero_grad(set_to_none=True)
         skip = not torch.isfinite(loss)
         if not skip:
@@ -268,4 +277,6 @@ class Trainer:
             "skipped_updates": self.counters["skipped"],
             "params": self.model.num_parameters(),
         }
+        if isinstance(self.model.decoder, GaussianDecoder) and summary["beta"] is not None:
+            summary["effective_beta"] = effective_beta(self.model, self.final_x, config.beta)  # 2 beta s^2
         return self.run.update_summary(**summary)

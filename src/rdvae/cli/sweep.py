@@ -1,0 +1,92 @@
+"""`rdvae sweep`: train a grid of runs into one sweep directory with one results.csv.
+
+    rdvae sweep --dataset binarized-mnist --grid "family=mlp,mlp-v" --grid "beta=0.1,0.3,1,3,10" \\
+        --set epochs=3 --out runs/sweep
+    rdvae sweep --out runs/sweep                     # continue it (skips done runs, resumes, retries)
+    rdvae sweep --config sweep.toml --executor ray --cpus-per-run 1 --out runs/sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .options import add_common, parse_assignment
+from .train import FLAGS
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="train a grid of runs (local processes or Ray) into one results.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train one run per grid point into --out/runs/ and write --out/results.csv (one row "
+                    "per run). The spec is saved in --out/sweep.json: running again with only --out "
+                    "skips finished runs, resumes interrupted ones and retries failed ones.",
+        epilog="grid axes: KEY=V1,V2,... over any config field (values are JSON where valid, e.g. "
+               "model.hidden=[64],[128,64]); several --grid multiply; 'beta=0.5,1;seed=0,1' zips.\n"
+               "config file (JSON or TOML): tables base (fixed fields), grid (axes multiplied), "
+               "zip (list of tables of zipped axes).")
+    p.add_argument("--grid", action="append", default=[], metavar="AXIS",
+                   help="a grid axis KEY=V1,V2,... (repeat to multiply; ';' zips axes)")
+    p.add_argument("--config", dest="spec_file", metavar="FILE", help="a sweep spec, JSON or TOML")
+    for name, kind in FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       help=argparse.SUPPRESS if name not in ("dataset", "family", "epochs") else
+                       f"fixed {name} for every run (any field also works with --set)")
+    p.add_argument("--set", dest="assignments", action="append", type=parse_assignment, default=[],
+                   metavar="KEY=VALUE", help="fix a config field for every run (JSON value), e.g. "
+                                             "--set epochs=3 --set model.hidden=[256]")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local processes (default) or Ray")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local: parallel runs (1 = sequential in this process; default: sized to the cores)")
+    p.add_argument("--address", default=None,
+                   help="ray: join this cluster (e.g. auto, ray://host:10001); default: start a local Ray")
+    p.add_argument("--cpus-per-run", type=float, default=1, help="ray: CPUs reserved per run")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs reserved per run")
+    p.add_argument("--ray-cpus", type=int, default=None,
+                   help="ray: CPUs of the local Ray instance (default: all cores)")
+    add_common(p)
+    p.set_defaults(handler=run)
+
+
+def spec_from_args(args):
+    """The sweep spec the arguments describe, or None when none is given (continue --out)."""
+    from ..sweep import SweepSpec, parse_grid, product
+
+    base = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    base.update(dict(args.assignments))
+    if not (args.spec_file or args.grid or base):
+        return None
+    spec = SweepSpec.from_file(args.spec_file) if args.spec_file else SweepSpec()
+    points = product(spec.points, parse_grid(args.grid)) if args.grid else spec.points
+    return SweepSpec(base={**spec.base, **base}, points=points)
+
+
+def run(args) -> dict:
+    from ..sweep import ExecutorError, GridError, SweepError, run_sweep
+    from ..sweep.results import format_rows
+    from . import UserError
+
+    if not args.out:
+        raise UserError("rdvae sweep needs --out SWEEP_DIR (where runs, sweep.json and results.csv go)")
+    try:
+        spec = spec_from_args(args)
+        report = run_sweep(args.out, spec, executor=args.executor, workers=args.workers,
+                           address=args.address, num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
+                           total_cpus=args.ray_cpus, progress=args.progress)
+    except (GridError, SweepError, ExecutorError) as err:
+        raise UserError(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"rdvae sweep: finished runs are in {args.out}/results.csv; `rdvae sweep --out {args.out}` "
+              "continues the sweep (interrupted runs resume from their last checkpoint)", file=sys.stderr)
+        raise
+    from ..sweep import load_spec
+
+    swept = load_spec(report.out).swept_fields
+    print(format_rows(report.rows, swept or ["run_dir"]))
+    done = sum(r["status"] == "done" for r in report.rows)
+    print(f"\n{done}/{len(report.rows)} runs done ({len(report.trained)} trained now, "
+          f"{len(report.skipped) + len(report.recorded)} already done, {len(report.failed)} failed); "
+          f"table: {report.out / 'results.csv'}; plot it with `rdvae plot {report.out}`")
+    return {**report.to_dict(), "rows": report.rows}

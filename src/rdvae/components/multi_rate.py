@@ -1,0 +1,251 @@
+"""Beta-conditioned gates of the Multi-Rate VAE (Bae et al., ICLR 2023, eqs. 6-9, app. B).
+
+Every linear or convolutional layer of a multi-rate model keeps its base weight and bias and
+scales each output unit (each filter, for convolutions) by a gate computed from log beta:
+
+    s = g(eta) * (W a + b),   eta = (log beta - mean) / std   (log beta standardized)
+    g(eta) = sigmoid(w eta + b_g)                     in the encoder
+    g(eta) = sqrt(relu(1 - exp(w eta + b_g)))         in the decoder
+
+with one (w, b_g) pair per output unit: 2 extra parameters per unit and two elementwise
+products per layer. mean and std are those of log beta ~ Uniform[log a, log b], the training
+range, so eta is fixed by the range set before training and lies in [-sqrt 3, sqrt 3] there.
+
+The gated families are the plain ones with every nn.Linear / nn.Conv2d / nn.ConvTranspose2d
+wrapped in place (`gate_layers`); nothing is copied. Which beta the gates see is set for a
+whole model with `conditioned_on(model, beta)`: a number (every example at that beta, any
+batch size) or a tensor [B] (one beta per example; a layer whose batch is S*B, such as the
+decoder over S samples of z laid out sample-major, repeats it S times). A gated model used
+outside `conditioned_on` is at DEFAULT_BETA = 1, the ELBO's weight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+DEFAULT_BETA = 1.0
+DEFAULT_BETA_RANGE = (0.01, 10.0)
+ROLES = ("encoder", "decoder")
+GATED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
+# initial gate value of every unit (w = 0, so the same at every beta): close to the plain layer
+INITIAL_GATE = 0.9
+
+
+def check_beta_range(beta_min: float, beta_max: float) -> tuple[float, float]:
+    beta_min, beta_max = float(beta_min), float(beta_max)
+    if not (math.isfinite(beta_min) and math.isfinite(beta_max) and 0 < beta_min < beta_max):
+        raise ValueError(f"the beta range needs 0 < beta_min < beta_max (finite), got "
+                         f"[{beta_min!r}, {beta_max!r}]")
+    return beta_min, beta_max
+
+
+def log_beta_moments(beta_min: float, beta_max: float) -> tuple[float, float]:
+    """Mean and standard deviation of log beta ~ Uniform[log beta_min, log beta_max]."""
+    lo, hi = map(math.log, check_beta_range(beta_min, beta_max))
+    return (lo + hi) / 2, (hi - lo) / math.sqrt(12)
+
+
+def encoder_gate(pre: Tensor) -> Tensor:
+    """sigmoid(pre): the encoder's gate activation."""
+    return torch.sigmoid(pre)
+
+
+def sqrt_gate_(pre: Tensor) -> Tensor:
+    """sqrt(relu(1 - exp(pre))), computed in place of `pre` (no autograd)."""
+    return torch.expm1_(pre).neg_().clamp_(min=0).sqrt_()
+
+
+def sqrt_gate_slope(gate: Tensor) -> Tensor:
+    """d gate / d pre as a function of the gate: -exp(pre) / (2 g) = (g - 1/g) / 2 where g > 0,
+    and 0 where relu cuts (g = 0)."""
+    return (gate - gate.reciprocal()).mul_(0.5).nan_to_num_(0.0, 0.0, 0.0)
+
+
+class _DecoderGate(torch.autograd.Function):
+    """The decoder's gate with its derivative taken from the gate alone (finite everywhere)."""
+
+    @staticmethod
+    def forward(ctx, pre: Tensor) -> Tensor:
+        gate = sqrt_gate_(pre.clone())
+        ctx.save_for_backward(gate)
+        return gate
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (gate,) = ctx.saved_tensors
+        return sqrt_gate_slope(gate).mul_(grad)
+
+
+def decoder_gate(pre: Tensor) -> Tensor:
+    """sqrt(relu(1 - exp(pre))): the decoder's gate activation (exact for linear VAEs); for
+    pre >= 0 the gate and its gradient are 0, as for relu."""
+    return _DecoderGate.apply(pre)
+
+
+ACTIVATIONS = {"encoder": encoder_gate, "decoder": decoder_gate}
+INVERSE = {"encoder": lambda g: math.log(g / (1 - g)), "decoder": lambda g: math.log(1 - g * g)}
+
+
+class BetaGate(nn.Module):
+    """The per-unit gate g(eta) = act(w * eta + b) of one layer with `features` output units."""
+
+    def __init__(self, features: int, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
+                 beta_max: float = DEFAULT_BETA_RANGE[1]):
+        super().__init__()
+        if role not in ROLES:
+            raise ValueError(f"gate role must be one of {ROLES}, got {role!r}")
+        self.role, self.features = role, features
+        mean, std = log_beta_moments(beta_min, beta_max)
+        # the standardization is part of the model: saved with the weights
+        self.register_buffer("log_beta_mean", torch.tensor(mean))
+        self.register_buffer("log_beta_std", torch.tensor(std))
+        self.weight = nn.Parameter(torch.zeros(features))
+        self.bias = nn.Parameter(torch.full((features,), INVERSE[role](INITIAL_GATE)))
+        self.beta: Tensor | float | None = None   # set by conditioned_on
+
+    def standardize(self, beta: Tensor | float) -> Tensor:
+        log_beta = torch.as_tensor(beta, dtype=self.weight.dtype, device=self.weight.device).log()
+        return (log_beta - self.log_beta_mean) / self.log_beta_std
+
+    def forward(self, beta: Tensor | float) -> Tensor:
+        """Gates for beta (a number -> [features]; a tensor [B] -> [B, features])."""
+        eta = self.standardize(beta)
+        return ACTIVATIONS[self.role](torch.addcmul(self.bias, eta.unsqueeze(-1), self.weight))
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, role={self.role}"
+
+
+class BetaGated(nn.Module):
+    """A linear or convolutional layer whose output units are scaled by a BetaGate:
+    layer(x) * g(eta), i.e. the layer with weight rows and bias scaled by g (eq. 6)."""
+
+    def __init__(self, layer: nn.Module, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
+                 beta_max: float = DEFAULT_BETA_RANGE[1]):
+        super().__init__()
+        if not isinstance(layer, GATED_TYPES):
+            raise TypeError(f"only {', '.join(t.__name__ for t in GATED_TYPES)} layers can be gated, "
+                            f"got {type(layer).__name__}")
+        self.layer = layer
+        self.unit_dim = -1 if isinstance(layer, nn.Linear) else 1
+        features = layer.out_features if isinstance(layer, nn.Linear) else layer.out_channels
+        self.gate = BetaGate(features, role, beta_min, beta_max)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.layer(x)
+        gate = self.gate
+        beta = DEFAULT_BETA if gate.beta is None else gate.beta
+        if isinstance(beta, Tensor):   # one beta per example: a fused gate-and-scale
+            batch, rows = beta.shape[0], out.shape[0]
+            if rows % batch:
+                raise ValueError(
+                    f"{rows} rows reached a gated layer conditioned on {batch} per-example betas; "
+                    "per-example betas need a batch of B or S*B rows (sample-major). Condition "
+                    "on a single beta instead (e.g. for a VampPrior's pseudo-inputs)")
+            if self.unit_dim != -1 and self.unit_dim != 1:
+                raise ValueError(f"unsupported unit dimension {self.unit_dim}")
+            return PerExampleGating.apply(out, gate.standardize(beta), gate.weight, gate.bias,
+                                           gate.role == "decoder", self.unit_dim == -1)
+        g = gate(beta)
+        shape = [1] * out.dim()
+        shape[self.unit_dim] = g.shape[0]
+        return out * g.reshape(shape).to(out.dtype)
+
+
+class PerExampleGating(torch.autograd.Function):
+    """y = out * g with g[b, c] = act(w_c eta_b + b_c) broadcast over the S samples of a batch
+    laid out sample-major (out [S*B, C] or [S*B, C, H, W]): the same function as BetaGate and a
+    product, in fewer passes over [B, C] than autograd takes (gate derivatives from g alone:
+    g (1 - g) for the sigmoid, (g - 1/g) / 2 for the decoder's sqrt gate, 0 where it is cut)."""
+
+    @staticmethod
+    def forward(ctx, out, eta, weight, bias, decoder: bool, linear: bool):
+        batch = eta.shape[0]
+        pre = torch.addmm(bias, eta.unsqueeze(1), weight.unsqueeze(0))           # [B, C]
+        g = sqrt_gate_(pre) if decoder else pre.sigmoid_()
+        view = (-1, batch, g.shape[1]) + (() if linear else (1,) * (out.dim() - 2))
+        y = (out.view(-1, batch, *out.shape[1:]) * g.view(view).to(out.dtype)).view(out.shape)
+        ctx.save_for_backward(out, eta, g)
+        ctx.decoder, ctx.view = decoder, view
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        out, eta, g = ctx.saved_tensors
+        batch = eta.shape[0]
+        grad_rows = grad.view(-1, batch, *grad.shape[1:])
+        grad_out = (grad_rows * g.view(ctx.view).to(grad.dtype)).view(grad.shape)
+        dg = grad_rows * out.view(-1, batch, *out.shape[1:])
+        if dg.dim() > 3 or dg.shape[0] > 1:   # sum over the S samples and the pixels
+            dg = dg.sum(dim=[0, *range(3, dg.dim())])
+        dg = dg.view(batch, -1).to(g.dtype)
+        if ctx.decoder:
+            dpre = sqrt_gate_slope(g).mul_(dg)
+        else:
+            dpre = torch.ops.aten.sigmoid_backward(dg, g)          # dg * g (1 - g), one pass
+        sums = torch.stack([eta, torch.ones_like(eta)]) @ dpre     # [2, C]: d/dw, d/db
+        return grad_out, None, sums[0], sums[1], None, None
+
+
+def gate_layers(module: nn.Module, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
+                beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+    """Wrap every linear / conv layer inside `module` in a BetaGated (in place); returns it."""
+    if isinstance(module, GATED_TYPES):
+        return BetaGated(module, role, beta_min, beta_max)
+    for name, child in module.named_children():
+        if isinstance(child, BetaGated):
+            continue
+        setattr(module, name, gate_layers(child, role, beta_min, beta_max))
+    return module
+
+
+def beta_gates(model: nn.Module) -> list[BetaGate]:
+    return [m for m in model.modules() if isinstance(m, BetaGate)]
+
+
+def is_multi_rate(model: nn.Module) -> bool:
+    return any(isinstance(m, BetaGate) for m in model.modules())
+
+
+@contextlib.contextmanager
+def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module]:
+    """Within the block every gate of `model` sees `beta` (a positive number, or a tensor [B]
+    of per-example betas); the previous setting is restored afterwards."""
+    gates = beta_gates(model)
+    if not gates:
+        raise ValueError(
+            f"{type(model).__name__} has no beta gates, so it cannot be conditioned on beta; "
+            "use a multi-rate family such as 'mr-mlp' or 'mr-conv' (trained with --multi-rate)")
+    if isinstance(beta, Tensor):
+        if beta.dim() > 1 or not bool((beta > 0).all()):
+            raise ValueError(f"beta must be a positive number or a [B] tensor of positive numbers, "
+                             f"got a tensor of shape {tuple(beta.shape)}")
+        if beta.dim() == 0:
+            beta = float(beta)
+    elif not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+    previous = [g.beta for g in gates]
+    for g in gates:
+        g.beta = beta
+    try:
+        yield model
+    finally:
+        for g, old in zip(gates, previous, strict=True):
+            g.beta = old
+
+
+def multi_rate_encoder(encoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
+                       beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+    """A plain encoder with every layer gated by sigmoid(w eta + b)."""
+    return gate_layers(encoder, "encoder", beta_min, beta_max)
+
+
+def multi_rate_decoder(decoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
+                       beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+    """A plain decoder with every layer gated by sqrt(relu(1 - exp(w eta + b)))."""
+    return gate_layers(decoder, "decoder", beta_min, beta_max)

@@ -1,0 +1,314 @@
+"""Fixing a Broken ELBO (Alemi et al., ICML 2018): the two-cluster toy of section 4 and the
+rate-distortion sweep of the twelve model families on static binarized MNIST (figs. 3, 4).
+
+Toy: the 30-bin two-cluster data with I(x; z*) = 0.5 nats and the 30-state discrete model
+(rdvae.components.two_cluster_toy), trained with exact expectations by the ELBO and with a
+target rate of 0.5; R, D and the recovered cluster masses, and a figure after fig. 2.
+
+MNIST: families (-,+) x (-,+) x (-,+,v) (encoder, decoder, marginal; rdvae.presets) trained
+with the beta objective, gathered by rdvae.sweep into results.csv, drawn by rdvae.plots as
+fig. 3a (RD plane with the H_hat line, Pareto frontier, convex hull) and fig. 3b (-ELBO vs R),
+and the fig. 4 panel: family -+v at beta in {0.1, 0.15, 1.0, 1.1} (reconstructions with z
+resampled, and samples). Every run gets a regime label (see `regime`). Scales:
+
+    smoke  digits (8x8), families -+v, --v, +++ at beta 0.1 and 1.1, tiny widths, 1 epoch;
+           toy 300 steps (seconds, for tests)
+    cpu    binarized MNIST, the first 10 000 training images (validation and test: 2 000 each),
+           all 12 families x beta {0.1, 0.15, 0.5, 1.0, 1.1, 3.0}, reduced widths (MADE 3 x 128,
+           PixelCNN 16 channels, 3 levels, 1 resnet layer per block, 100 pseudo-inputs),
+           5 epochs, KL annealing over the first epoch, Adam 1e-3 (constant, then linear to 0);
+           toy 10 000 steps
+    paper  binarized MNIST (50k/10k/10k), all 12 families x 13 betas in [0.1, 10], with and
+           without KL annealing, the paper's sizes (MADE 3 x 640, PixelCNN 64 channels, two
+           resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
+           gradients, constant for 100 epochs then linear to 0 (for a GPU)
+
+`run(..., families=..., betas=...)` restricts the grid (the same settings otherwise), for
+running part of a scale where the whole does not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..data import load_dataset
+from ..plots import plot_sweep, reconstruction_grid, samples_grid, save_figure
+from ..plots.sweep_figures import pick_inputs
+from ..rundir import RunDir, write_json
+from ..sweep import SweepSpec, product, run_sweep, sweep
+from ..train import load_run, train
+from . import check_scale
+from ._broken_elbo_toy import PAPER as PAPER_TOY
+from ._broken_elbo_toy import run_toy
+
+NAME = "broken-elbo"
+DESCRIPTION = ("Alemi et al. 2018: the two-cluster toy (target rate vs ELBO) and the RD sweep of the "
+               "12 encoder/decoder/marginal families on static MNIST (figs. 2-4)")
+
+FAMILIES = tuple(e + d + m for e in "-+" for d in "-+" for m in "-+v")
+FIG4_FAMILY = "-+v"
+FIG4_BETAS = (0.1, 0.15, 1.0, 1.1)
+PAPER_H_HAT = 80.2  # nats: best -ELBO over the paper's 209 runs, an upper bound on H
+# family -+v with KL annealing (fig. 4): beta -> (R, D, ELBO, regime)
+PAPER_FIG4 = {0.1: (156.0, 4.8, -161.0, "autoencoder"), 0.15: (120.3, 8.1, -128.0, "syntactic encoder"),
+              1.0: (6.2, 74.1, -80.3, "semantic encoder"), 1.1: (0.0004, 80.6, -80.6, "autodecoder")}
+
+PAPER_BETAS = (0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.1, 1.5, 2.0, 3.0, 5.0, 10.0)
+SCALES = {
+    "smoke": dict(
+        dataset="digits", binarize="static", families=("-+v", "--v", "+++"), betas=(0.1, 1.1),
+        anneal=(1,), epochs=1, batch_size=128, lr=1e-3, lr_schedule="constant", normalized_gradients=False,
+        latent_dim=8, model={"made_hidden": [16, 16, 16], "pixelcnn_channels": 8, "pixelcnn_levels": 2,
+                             "pixelcnn_resnet_layers": 1, "pseudo_inputs": 10},
+        train_examples=None, eval_examples=None, toy_steps=300, grid_examples=3, decoder_draws=2),
+    "cpu": dict(
+        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=(0.1, 0.15, 0.5, 1.0, 1.1, 3.0),
+        anneal=(1,), epochs=5, batch_size=64, lr=1e-3, lr_schedule="paper", normalized_gradients=False,
+        latent_dim=64, model={"made_hidden": [128, 128, 128], "pixelcnn_channels": 16, "pixelcnn_levels": 3,
+                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 100},
+        train_examples=10000, eval_examples=2000, toy_steps=10000, grid_examples=5, decoder_draws=5),
+    "paper": dict(
+        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=PAPER_BETAS, anneal=(0, 10),
+        epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
+        latent_dim=64, model={"made_hidden": [640, 640, 640], "pixelcnn_channels": 64, "pixelcnn_levels": 3,
+                              "pixelcnn_resnet_layers": 2, "pseudo_inputs": 500},
+        train_examples=None, eval_examples=None, toy_steps=10000, grid_examples=5, decoder_draws=5),
+}
+
+# --- regimes -------------------------------------------------------------------------------
+
+REGIMES = ("autoencoder", "syntactic encoder", "semantic encoder", "autodecoder")
+AUTODECODER_RATE = 1.0          # nats: z carries (almost) nothing
+AUTOENCODER_DISTORTION = 0.075  # x H_hat: reconstructions (almost) exact
+SEMANTIC_RATE = 0.25            # x H_hat: rates above this encode pixel-level detail
+
+
+def regime(rate: float, distortion: float, entropy: float) -> str:
+    """The regime of a model at (R, D) given an estimate H of the data entropy (nats).
+
+        autodecoder        R < 1 nat                     (the latent code is ignored)
+        autoencoder        D < 0.075 H                   (near-perfect reconstruction)
+        syntactic encoder  R >= 0.25 H, otherwise        (encodes pixel-level detail)
+        semantic encoder   1 nat <= R < 0.25 H           (a few nats: what the digit is)
+
+    Applied in this order. With H = 80.2 nats it labels the paper's four -+v models (fig. 4)
+    as the paper does: (156, 4.8) autoencoder, (120.3, 8.1) syntactic, (6.2, 74.1) semantic,
+    (0.0004, 80.6) autodecoder.
+    """
+    if rate < AUTODECODER_RATE:
+        return "autodecoder"
+    if distortion < AUTOENCODER_DISTORTION * entropy:
+        return "autoencoder"
+    if rate >= SEMANTIC_RATE * entropy:
+        return "syntactic encoder"
+    return "semantic encoder"
+
+
+# --- MNIST sweep ---------------------------------------------------------------------------
+
+def scale_settings(scale: str, overrides: dict | None = None) -> dict:
+    """The settings of a scale, with `overrides` (any SCALES key, e.g. epochs, train_examples)."""
+    s = dict(SCALES[check_scale(scale)])
+    unknown = set(overrides or {}) - set(s)
+    if unknown:
+        raise ValueError(f"unknown broken-elbo settings {sorted(unknown)}; known: {', '.join(sorted(s))}")
+    return {**s, **(overrides or {})}
+
+
+def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequence[float] | None = None,
+               overrides: dict | None = None, pairs: Sequence[tuple[str, float]] | None = None) -> SweepSpec:
+    """The sweep of a scale (optionally restricted to some families / betas, or to explicit
+    (family, beta) pairs)."""
+    s = scale_settings(scale, overrides)
+    families = tuple(families or s["families"])
+    betas = tuple(betas or s["betas"])
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    train_size = s["train_examples"] or _train_size(s["dataset"])
+    steps_per_epoch = math.ceil(train_size / s["batch_size"])
+    base = {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
+            "model": dict(s["model"]), "epochs": s["epochs"], "batch_size": s["batch_size"], "lr": s["lr"],
+            "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
+            "eval_batch_size": 500}
+    axes = ([[{"family": f, "beta": b} for f, b in pairs]] if pairs
+            else [sweep("family", families), sweep("beta", betas)])
+    anneal = [epochs * steps_per_epoch for epochs in s["anneal"]]
+    if len(anneal) == 1:
+        base["kl_anneal_steps"] = anneal[0]
+    else:
+        axes.append(sweep("kl_anneal_steps", anneal))
+    return SweepSpec(base=base, points=product(*axes))
+
+
+def _train_size(dataset: str) -> int:
+    return {"binarized-mnist": 50000, "digits": 1297}.get(dataset, 50000)
+
+
+def _subset(dataset, train_examples: int | None, eval_examples: int | None):
+    """The first examples of each split (labels alongside)."""
+    if not train_examples and not eval_examples:
+        return dataset
+    sizes = {"train": train_examples, "valid": eval_examples, "test": eval_examples}
+    cut = {k: getattr(dataset, k)[:n] if n else getattr(dataset, k) for k, n in sizes.items()}
+    labels = {k: (v[:sizes[k]] if v is not None and sizes.get(k) else v) for k, v in dataset.labels.items()}
+    note = f"{dataset.note} first {train_examples} train / {eval_examples} eval".strip()
+    return dataclasses.replace(dataset, **cut, labels=labels, note=note)
+
+
+def run_mnist(scale: str, out: Path, families=None, betas=None, progress: bool = True,
+              overrides: dict | None = None, shard: tuple[int, int] | None = None,
+              pairs: Sequence[tuple[str, float]] | None = None) -> list[dict]:
+    """Train the grid into out/runs/ and gather results.csv with rdvae.sweep. With a reduced
+    training set (cpu scale) the runs are trained here on that subset and then recorded by the
+    sweep; otherwise the sweep trains them itself. `shard=(k, n)` trains only the runs whose
+    index is k mod n and records nothing (n processes side by side; then run once unsharded)."""
+    s = scale_settings(scale, overrides)
+    spec = mnist_spec(scale, families, betas, overrides, pairs)
+    if s["train_examples"] or s["eval_examples"]:
+        full = load_dataset(s["dataset"], binarize=s["binarize"])
+        data = _subset(full, s["train_examples"], s["eval_examples"])
+        failed = []
+        for index, name in enumerate(tqdm(spec.names, desc="broken-elbo runs", disable=not progress)):
+            run_dir = out / "runs" / name
+            if shard is not None and index % shard[1] != shard[0]:
+                continue
+            if RunDir(run_dir).read_summary().get("status") == "done":
+                continue
+            try:
+                train(spec.config(index), run_dir, resume=(run_dir / "config.json").exists(),
+                      progress=progress, dataset=data)
+            except Exception as err:  # noqa: BLE001 - reported below, the other runs go on
+                failed.append(f"{name}: {type(err).__name__}: {err}")
+        if failed:
+            raise RuntimeError("runs failed (rerun the same command to resume them):\n" + "\n".join(failed))
+        if shard is not None:
+            return []
+    report = run_sweep(out, spec, workers=1, progress=progress)
+    return report.rows
+
+
+def fig4_panel(out: Path, rows: list[dict], examples: int, decoder_draws: int = 5) -> list[str]:
+    """Reconstructions (z resampled) and samples of the -+v runs at the fig. 4 betas."""
+    chosen = sorted((r for r in rows if r["family"] == FIG4_FAMILY and r.get("beta") in FIG4_BETAS),
+                    key=lambda r: r["beta"])
+    if not chosen:
+        return []
+    models, x = [], None
+    for row in chosen:
+        trained = load_run(out / row["run_dir"], device="cpu")
+        label = f"β = {row['beta']:g}\n{row['regime']}"
+        models.append((label, trained.model))
+        if x is None:
+            ds = trained.dataset
+            x = pick_inputs(ds.split("test"), ds.labels.get("test"), examples)
+    files = save_figure(reconstruction_grid(models, x, f"Family {FIG4_FAMILY}: reconstructions", z_draws=2,
+                                            decoder_draws=decoder_draws),
+                        out / "figures" / "fig4_reconstructions")
+    files += save_figure(samples_grid(models, f"Family {FIG4_FAMILY}: samples z ~ m(z)", n=examples,
+                                      decoder_draws=decoder_draws),
+                         out / "figures" / "fig4_samples")
+    return [str(f) for f in files]
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def _f(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def fig4_table(rows: list[dict]) -> str:
+    lines = ["| beta | R | D | ELBO | regime | paper R | paper D | paper ELBO | paper regime |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    measured = {r["beta"]: r for r in rows if r["family"] == FIG4_FAMILY}
+    for beta, (pr, pd, pe, preg) in PAPER_FIG4.items():
+        r = measured.get(beta)
+        cells = ([_f(r["rate"]), _f(r["distortion"]), _f(r["elbo"]), r["regime"]] if r else ["not run"] * 4)
+        lines.append(f"| {beta:g} | " + " | ".join(cells) + f" | {pr:g} | {pd:g} | {pe:g} | {preg} |")
+    return "\n".join(lines)
+
+
+def runs_table(rows: list[dict]) -> str:
+    lines = ["| family | beta | R | D | -ELBO | I_q | active units | regime |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["family"], r["beta"])):
+        lines.append(f"| `{r['family']}` | {r['beta']:g} | {_f(r['rate'])} | {_f(r['distortion'])} | "
+                     f"{_f(-r['elbo'])} | {_f(r.get('mutual_info'))} | {r.get('active_units', 'n/a')} | "
+                     f"{r['regime']} |")
+    return "\n".join(lines)
+
+
+def toy_table(toy: dict) -> str:
+    lines = ["| model | objective | R (nats) | D (nats) | ELBO | clusters (q mass) | cluster = class | "
+             "paper R | paper clusters |", "|---|---|---|---|---|---|---|---|---|"]
+    entries = [("true process", "optimal (2 states)", toy["optimal"], {})]
+    for form in ("table", "scalar"):
+        if form in toy:
+            entries += [(form, "ELBO", toy[form]["elbo"], PAPER_TOY["elbo"]),
+                        (form, "target rate 0.5", toy[form]["target_rate"], PAPER_TOY["target_rate"])]
+    for form, label, res, paper in entries:
+        masses = " / ".join(f"{m:.1%}" for m in res["cluster_masses"])
+        paper_masses = " / ".join(f"{m:.0%}" for m in paper.get("cluster_masses", []))
+        lines.append(f"| {form} | {label} | {res['rate']:.4f} | {res['distortion']:.4f} | "
+                     f"{res['elbo']:.4f} | {masses} | {res['class_agreement']:.1%} | "
+                     f"{paper.get('rate', '')} | {paper_masses} |")
+    return "\n".join(lines)
+
+
+# --- entry point ---------------------------------------------------------------------------
+
+def run(scale: str, out: Path, progress: bool = True, families: Sequence[str] | None = None,
+        betas: Sequence[float] | None = None, toy: bool = True, mnist: bool = True,
+        overrides: dict | None = None, shard: tuple[int, int] | None = None,
+        pairs: Sequence[tuple[str, float]] | None = None) -> dict:
+    """The reproduction at `scale` into `out`; families / betas / overrides (SCALES keys)
+    restrict or shrink it, shard=(k, n) only trains every n-th MNIST run (see run_mnist)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s = scale_settings(scale, overrides)
+    if shard is not None:
+        run_mnist(scale, out / "mnist", families, betas, progress, overrides, shard, pairs)
+        return {"scale": scale, "shard": list(shard)}
+    started = time.monotonic()
+    result: dict = {"scale": scale}
+    if toy:
+        toy_out = run_toy(out, s["toy_steps"], progress=progress)
+        write_json(out / "toy.json", toy_out)
+        keys = ("rate", "distortion", "cluster_masses", "class_agreement")
+        result["toy"] = {"optimal": {k: toy_out["optimal"][k] for k in keys}}
+        for form in ("table", "scalar"):
+            result["toy"][form] = {obj: {k: toy_out[form][obj][k] for k in keys}
+                                   for obj in ("elbo", "target_rate")}
+        result["toy"]["data"] = {k: toy_out["data"][k] for k in ("sigma", "centres", "mutual_information",
+                                                                 "entropy")}
+        result["toy_table"] = toy_table(toy_out)
+    if mnist:
+        sweep_dir = out / "mnist"
+        rows = run_mnist(scale, sweep_dir, families, betas, progress, overrides, pairs=pairs)
+        rows = [r for r in rows if r.get("status") == "done"]
+        h_hat = min(-r["elbo"] for r in rows)
+        for r in rows:
+            r["regime"] = regime(r["rate"], r["distortion"], h_hat)
+        figures = plot_sweep(sweep_dir, grids=False)["files"]
+        figures += fig4_panel(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
+        low_rate = {}
+        for decoder in "-+":
+            near_zero = [-r["elbo"] for r in rows if r["family"][1] == decoder and r["rate"] < 5.0]
+            low_rate[decoder] = min(near_zero) if near_zero else None
+        result.update(
+            h_hat=h_hat, paper_h_hat=PAPER_H_HAT,
+            h_hat_run=next(r["run_dir"] for r in rows if -r["elbo"] == h_hat),
+            best_low_rate_neg_elbo={"deconv": low_rate["-"], "pixelcnn": low_rate["+"]},
+            runs=[{k: r.get(k) for k in ("run_dir", "family", "beta", "rate", "distortion", "elbo",
+                                         "mutual_info", "active_units", "regime")} for r in rows],
+            fig4_table=fig4_table(rows), runs_table=runs_table(rows), figures=figures,
+            results_csv=str(sweep_dir / "results.csv"))
+    result["seconds"] = time.monotonic() - started
+    write_json(out / "result.json", result)
+    return result

@@ -1,0 +1,197 @@
+"""Calibrated Gaussian decoders (Lin et al. 2019; Rybkin et al. 2021, "sigma-VAE").
+
+On grey-level MNIST and Fashion-MNIST, one MLP VAE per decoder: Gaussian with sigma = 1 (the
+"MSE VAE"), the same with a few betas (beta-VAE), one learned shared sigma, the closed-form
+optimal sigma (sigma^2 = MSE), a per-pixel variance network after a warm-up with the optimal
+global variance (Lin et al.) and from the start (sigma-VAE's per-pixel model), and Bernoulli on
+dynamically binarized data. For each: R, D, ELBO on the test split, the effective beta 2 beta
+sigma^2, and FID (rdvae's classifier features, 10 000 samples at cpu scale) of decoder means
+for z from the marginal and from a full-covariance Gaussian mixture fitted to the posterior
+means of the training data. Sample grids show the two samplers side by side.
+
+The runs are an ordinary sweep (out/<dataset>/), so an interrupted reproduction continues.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..components import effective_beta
+from ..data import load_dataset
+from ..device import seeded
+from ..fid import feature_classifier, frechet_distance_of_images, image_statistics
+from ..plots.style import new_figure, save_figure, styled
+from ..rundir import write_json, write_text
+from ..samplers import AggregatePosteriorSampler, MarginalSampler, decode_means
+from ..sweep import SweepSpec, run_sweep
+from ..train import load_run
+from . import check_scale
+
+NAME = "sigma-vae"
+DESCRIPTION = ("calibrated Gaussian decoders (sigma = 1, beta-VAE, learned, optimal, per-pixel) vs "
+               "Bernoulli: R, D, ELBO and FID with prior and aggregate-posterior sampling")
+
+SCALES = {
+    "smoke": dict(datasets=("digits",), epochs=2, hidden=[32], latent_dim=4, betas=(0.1,), fid_samples=200,
+                  classifier_epochs=15, components=3, grid=4),
+    "cpu": dict(datasets=("mnist", "fashion-mnist"), epochs=3, hidden=[512, 256], latent_dim=16,
+                betas=(0.1, 0.01, 0.001), fid_samples=10_000, classifier_epochs=2, components=10, grid=8),
+    "paper": dict(datasets=("mnist", "fashion-mnist"), epochs=50, hidden=[512, 256], latent_dim=16,
+                  betas=(0.1, 0.01, 0.001), fid_samples=10_000, classifier_epochs=5, components=10, grid=8),
+}
+BATCH_SIZE = 128
+# sigma-VAE's MNIST FIDs (their feature network; REFERENCE.md section 2)
+PAPER_MNIST_FID = {"gauss-sigma1": 59.9, "beta-vae": 53.23, "per-pixel": 132.5, "learned-sigma": 32.18,
+                   "bernoulli": 32.22}
+
+
+def model_points(betas, warmup_steps: int) -> tuple[list[str], list[dict]]:
+    """Run names and their settings (on top of the base settings)."""
+    gauss = {"family": "mlp-gauss", "binarize": None}
+    named = [("gauss-sigma1", {**gauss, "model.variance": "fixed", "model.sigma": 1.0, "beta": 1.0})]
+    named += [(f"beta-vae-{b:g}", {**gauss, "model.variance": "fixed", "model.sigma": 1.0, "beta": b})
+              for b in betas]
+    named += [
+        ("learned-sigma", {**gauss, "model.variance": "learned", "beta": 1.0}),
+        ("optimal-sigma", {**gauss, "model.variance": "optimal", "beta": 1.0}),
+        ("per-pixel-warmup", {**gauss, "model.variance": "per-dimension", "beta": 1.0,
+                              "model.variance_warmup_steps": warmup_steps}),
+        ("per-pixel", {**gauss, "model.variance": "per-dimension", "beta": 1.0,
+                       "model.variance_warmup_steps": 0}),
+        ("bernoulli", {"family": "mlp", "binarize": "dynamic", "beta": 1.0}),
+    ]
+    return [n for n, _ in named], [p for _, p in named]
+
+
+def square_tile(images: torch.Tensor) -> np.ndarray:
+    """n^2 grey images [N, 1, H, W] in [0, 1] -> one [n(H+g)-g, n(W+g)-g] canvas, white gaps g."""
+    side = math.isqrt(len(images))
+    x = images[: side * side, 0].float().clamp(0, 1).numpy()
+    h, w = x.shape[1:]
+    gap = max(1, h // 14)
+    canvas = np.ones((side * (h + gap) - gap, side * (w + gap) - gap))
+    for k in range(side * side):
+        r, c = divmod(k, side)
+        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = x[k]
+    return canvas
+
+
+def sampler_grid(panels: list[tuple[str, dict[str, torch.Tensor]]], title: str, per_row: int = 3):
+    """For each model (a sub-figure), its samples under each sampler side by side, each a square
+    tile of images."""
+    samplers = list(panels[0][1])
+    rows = math.ceil(len(panels) / per_row)
+    with styled():
+        fig = new_figure(per_row * len(samplers) * 1.45 + 0.3, rows * 1.75 + 0.4)
+        subfigures = np.atleast_2d(fig.subfigures(rows, per_row, wspace=0.04, hspace=0.02))
+        for i, sub in enumerate(subfigures.flat):
+            if i >= len(panels):
+                continue
+            label, images = panels[i]
+            axes = np.atleast_1d(sub.subplots(1, len(samplers), gridspec_kw={"wspace": 0.04}))
+            for ax, name in zip(axes, samplers, strict=True):
+                ax.imshow(square_tile(images[name]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_axis_off()
+                ax.set_title(name, fontsize=7)
+            sub.suptitle(label, fontsize=9, fontweight="bold")
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def evaluate_samplers(run_dir: Path, net, reference, features: str, settings: dict,
+                      seed: int = 0) -> tuple[dict, dict]:
+    """Effective beta and FID of decoder means under both samplers, written into the run's
+    summary (and reused from it when it holds FIDs of the same features and sample count);
+    returns (figures, grid images)."""
+    trained = load_run(run_dir, device="cpu")
+    model, config, ds = trained.model, trained.config, trained.dataset
+    summary, n = trained.run.read_summary(), settings["fid_samples"]
+    cached = summary.get("fid_features") == features and summary.get("fid_samples") == n
+    fit_x = ds.train_transform(ds.train, torch.Generator().manual_seed(seed))  # binarized if dynamic
+    ap = AggregatePosteriorSampler(settings["components"], "full", source="mean", seed=seed)
+    ap.fit(model.encoder, fit_x)
+    figures = {"effective_beta": effective_beta(model, ds.test, config.beta), "fid_samples": n,
+               "fid_features": features}
+    grid_images = {}
+    for name, sampler in (("prior", MarginalSampler(model)), ("aggregate posterior (GMM)", ap)):
+        key = "fid_prior" if name == "prior" else "fid_aggregate"
+        with seeded(seed):
+            z = sampler.sample(n)
+        if cached:
+            figures[key] = summary[key]
+            grid_images[name] = decode_means(model, z[: settings["grid"] ** 2]).clamp(0, 1)
+            continue
+        images = decode_means(model, z).clamp(0, 1)
+        figures[key] = frechet_distance_of_images(net, images, reference)
+        grid_images[name] = images[: settings["grid"] ** 2]
+    if config.family == "mlp-gauss":
+        decoder = model.decoder
+        figures["variance"] = config.model.get("variance")
+        if decoder.variance != "per-dimension":
+            with torch.no_grad():
+                figures["sigma"] = decoder.global_log_scale().exp().item()
+    trained.run.update_summary(**figures)
+    return figures, grid_images
+
+
+def markdown_table(rows: list[dict]) -> str:
+    columns = ["model", "beta", "rate", "distortion", "elbo", "sigma", "effective_beta", "fid_prior",
+               "fid_aggregate", "active_units", "train_seconds"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        cells = []
+        for c in columns:
+            v = row.get(c)
+            cells.append("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_dataset(dataset: str, settings: dict, out: Path, progress: bool = True) -> dict:
+    """Train (or continue) the sweep of one dataset in out/<dataset>, then score every run."""
+    ds = load_dataset(dataset)
+    steps = math.ceil(len(ds.train) / BATCH_SIZE) * settings["epochs"]
+    names, points = model_points(settings["betas"], warmup_steps=steps // 2)
+    base = {"dataset": dataset, "epochs": settings["epochs"], "latent_dim": settings["latent_dim"],
+            "model.hidden": settings["hidden"], "batch_size": BATCH_SIZE, "seed": 0}
+    sweep_dir = Path(out) / dataset
+    report = run_sweep(sweep_dir, SweepSpec(base=base, points=points, names=names), workers=1,
+                       progress=progress)
+    net, classifier = feature_classifier(dataset, epochs=settings["classifier_epochs"], progress=progress)
+    reference = image_statistics(net, ds.test)
+    features = f"{dataset} classifier {classifier['architecture']} ({classifier['epochs']} epochs)"
+    rows, panels = [], []
+    for name, row in zip(names, report.rows, strict=True):
+        if row["status"] != "done":
+            rows.append({"model": name, "status": row["status"], "error": row.get("error")})
+            continue
+        figures, grid_images = evaluate_samplers(sweep_dir / row["run_dir"], net, reference, features,
+                                                 settings)
+        rows.append({"model": name, **{k: row.get(k) for k in ("beta", "rate", "distortion", "elbo",
+                                                               "active_units", "train_seconds")},
+                     **figures, "status": "done"})
+        panels.append((name, grid_images))
+    if panels:
+        title = f"{dataset}: decoder means, z from the prior vs the aggregate posterior"
+        save_figure(sampler_grid(panels, title), sweep_dir / "samples", formats=("png",))
+    write_text(sweep_dir / "results.md", markdown_table(rows) + "\n")
+    return {"rows": rows, "classifier": classifier, "fid_samples": settings["fid_samples"],
+            "warmup_steps": steps // 2, "steps": steps,
+            "reference": f"{dataset} test split ({len(ds.test)} images)"}
+
+
+def run(scale: str, out: Path, progress: bool = True) -> dict:
+    settings = SCALES[check_scale(scale)]
+    out = Path(out)
+    started = time.monotonic()
+    results = {"scale": scale, "settings": settings, "datasets": {}}
+    for dataset in settings["datasets"]:
+        results["datasets"][dataset] = run_dataset(dataset, settings, out, progress)
+    results["wall_seconds"] = time.monotonic() - started
+    write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,21 @@
+"""Sweeps: grids of ordinary training runs, run locally or on Ray, gathered in results.csv.
+
+    from rdvae.sweep import SweepSpec, product, sweep, run_sweep
+
+    spec = SweepSpec(base={"dataset": "digits", "binarize": "dynamic", "epochs": 5},
+                     points=product(sweep("family", ["mlp", "mlp-v"]), sweep("beta", [0.1, 1, 10])))
+    report = run_sweep("runs/sweep", spec)          # or executor="ray"
+    report.rows                                      # one dict per run, as in results.csv
+"""
+
+from .executors import EXECUTORS, ExecutorError, available_cores, run_local, run_ray
+from .grid import GridError, chainit, fixed, parse_grid, product, sweep, zipit
+from .results import DESIGN_KEYS, RESULTS_FILE, ResultsTable, comparable
+from .runner import SweepReport, run_sweep
+from .spec import RUNS_FOLDER, SPEC_FILE, SweepError, SweepSpec, load_spec
+from .task import Task, execute
+
+__all__ = ["DESIGN_KEYS", "EXECUTORS", "RESULTS_FILE", "RUNS_FOLDER", "SPEC_FILE", "ExecutorError",
+           "GridError", "ResultsTable", "SweepError", "SweepReport", "SweepSpec", "Task",
+           "available_cores", "chainit", "comparable", "execute", "fixed", "load_spec", "parse_grid",
+           "product", "run_local", "run_ray", "run_sweep", "sweep", "zipit"]

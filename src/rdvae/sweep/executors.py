@@ -1,0 +1,130 @@
+"""Executors: who trains a sweep's runs. Each takes tasks and calls `on_result(task, outcome)`
+in the sweep's own process as results arrive, so results.csv has a single writer.
+
+- local: sequential in this process (workers=1), or a process pool of `workers` processes,
+  each with max(1, cores // workers) torch threads.
+- ray: one Ray task per run with its own num_cpus / num_gpus; a local Ray instance by default,
+  `address` joins an existing cluster (run directories must then be on a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+import torch
+
+from .task import Task, execute
+
+OnResult = Callable[[Task, dict], None]
+EXECUTORS = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """An executor that cannot start, with what to do."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers(tasks: int) -> int:
+    """A pool sized to the cores (at most 4: small runs gain little from more on one host)."""
+    return max(1, min(tasks, available_cores(), 4))
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
+              on_step: Callable[[Task, dict], None] | None = None) -> None:
+    """Run tasks in this process (workers=1; `on_step(task, counters)` sees every step) or in
+    a pool of `workers` spawned processes."""
+    if workers < 1:
+        raise ExecutorError(f"workers must be >= 1, got {workers}")
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            step = (lambda counters, task=task: on_step(task, counters)) if on_step else None
+            on_result(task, execute(task, on_step=step))
+        return
+    threads = max(1, available_cores() // workers)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    try:
+        pending = {pool.submit(execute, task, threads): task for task in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as err:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                    outcome = {"status": "failed", "summary": None, "trained": False,
+                               "error": f"worker process failed: {type(err).__name__}: {err}"}
+                on_result(task, outcome)
+    except BaseException:
+        # interrupted: queued runs are dropped; runs in progress keep their last checkpoint
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            "the ray executor needs Ray, which is not installed: pip install 'rdvae[ray]' "
+            "(or use --executor local)") from None
+    return ray
+
+
+def run_ray(tasks: Sequence[Task], on_result: OnResult, address: str | None = None,
+            num_cpus: float = 1, num_gpus: float = 0, total_cpus: int | None = None) -> None:
+    """Run each task as a Ray task needing `num_cpus` CPUs and `num_gpus` GPUs.
+
+    Without `address` a local Ray instance is started with `total_cpus` CPUs (default: all)
+    and shut down at the end; with one (e.g. "auto" or "ray://host:10001") the existing
+    cluster is joined. A Ray instance already initialised in this process is reused.
+    """
+    ray = _import_ray()
+    if num_cpus <= 0 or num_gpus < 0:
+        raise ExecutorError(f"per-run resources must be num_cpus > 0 and num_gpus >= 0, "
+                            f"got {num_cpus} and {num_gpus}")
+    started = False
+    if not ray.is_initialized():
+        options = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=total_cpus or available_cores(), **options)
+        started = True
+    pending: dict = {}
+    try:
+        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(execute)
+        threads = max(1, int(num_cpus))
+        pending = {remote.remote(task, threads): task for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as err:  # noqa: BLE001 - the Ray worker died
+                    outcome = {"status": "failed", "summary": None, "trained": False,
+                               "error": f"ray task failed: {type(err).__name__}: {err}"}
+                on_result(task, outcome)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()

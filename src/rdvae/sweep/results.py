@@ -1,0 +1,180 @@
+"""results.csv: one row per run of a sweep, rewritten atomically on every change.
+
+Each write reads the table, replaces the run's row, and writes the whole table to a temporary
+file moved into place with os.replace, under an exclusive lock (so parallel writers never
+lose a row and an interrupted sweep never leaves a half-written one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..rundir import write_text
+
+RESULTS_FILE = "results.csv"
+LOCK_FILE = ".results.lock"
+# DESIGN.md's sweep-row keys, then the other figures a run's summary carries
+DESIGN_KEYS = ("rate", "distortion", "elbo", "iw_nll", "iw_samples", "mutual_info", "active_units",
+               "beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params")
+EXTRA_KEYS = ("target_rate", "latent_dim", "skipped_updates")
+TIMING_KEYS = ("train_seconds",)
+STATUSES = ("done", "failed")
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (a no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, bool | int | float | str):
+        return str(value) if not isinstance(value, bool) else json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _parse(text: str):
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text[0] in "[{" or text in ("true", "false"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+class ResultsTable:
+    """The results.csv of a sweep directory."""
+
+    def __init__(self, sweep_dir: str | Path):
+        self.dir = Path(sweep_dir)
+        self.path = self.dir / RESULTS_FILE
+
+    def read(self) -> list[dict]:
+        """Rows as dicts with numbers parsed (missing values are None)."""
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as fh:
+            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+    def by_run(self) -> dict[str, dict]:
+        return {row["run_dir"]: row for row in self.read()}
+
+    def upsert(self, row: dict, order: Sequence[str] = (), swept: Sequence[str] = ()) -> None:
+        """Write `row` (replacing the row with the same run_dir), rows sorted by `order` (run
+        dirs; others after), columns: run_dir, status, swept fields, DESIGN keys, extras, error."""
+        if row.get("status") not in STATUSES:
+            raise ValueError(f"row status must be one of {STATUSES}, got {row.get('status')!r}")
+        with locked(self.dir / LOCK_FILE):
+            rows = {r["run_dir"]: r for r in self._raw_rows()}
+            rows[row["run_dir"]] = {k: _cell(v) for k, v in row.items()}
+            rank = {name: i for i, name in enumerate(order)}
+            ordered = sorted(rows.values(), key=lambda r: (rank.get(r["run_dir"], len(rank)), r["run_dir"]))
+            self._write(ordered, swept)
+
+    def _raw_rows(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as fh:
+            return [dict(row) for row in csv.DictReader(fh)]
+
+    def _write(self, rows: list[dict], swept: Sequence[str]) -> None:
+        columns = ["run_dir", "status", *swept, *DESIGN_KEYS, *EXTRA_KEYS]
+        for row in rows:
+            columns += [k for k in row if k not in columns and k != "error"]
+        columns.append("error")
+        columns = list(dict.fromkeys(columns))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(self.path, buffer.getvalue())
+
+
+def as_stored(row: dict) -> dict:
+    """`row` as it reads back from results.csv (what a comparison with read rows needs)."""
+    return {k: _parse(_cell(v)) for k, v in row.items()}
+
+
+def summary_row(summary: dict) -> dict:
+    """The DESIGN keys and extras of a run's summary.json, and its ELBO-surgery terms when
+    `rdvae eval RUN --surgery` has stored them."""
+    row = {k: summary.get(k) for k in (*DESIGN_KEYS, *EXTRA_KEYS)}
+    row.update({k: v for k, v in summary.items() if k.startswith("surgery_")})
+    return row
+
+
+def config_row(config: dict) -> dict:
+    """What a config alone tells about a run that has no summary (a failed run)."""
+    beta = None if config.get("target_rate") is not None else config.get("beta")
+    row = {k: config.get(k) for k in ("family", "dataset", "epochs", "seed", "target_rate",
+                                      "latent_dim")}
+    return {**row, "beta": beta, "split": config.get("final_split"),
+            "iw_samples": config.get("iw_samples") or None}
+
+
+def comparable(row: dict) -> dict:
+    """A row without its timing columns, for comparing two sweeps' results."""
+    return {k: v for k, v in row.items() if k not in TIMING_KEYS}
+
+
+def relative_run_dir(sweep_dir: Path, run_dir: Path) -> str:
+    return os.path.relpath(run_dir, sweep_dir)
+
+
+def format_rows(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A plain-text table of `rows`: the given columns, then R, D, -ELBO (nats) and status."""
+    header = [*columns, "R", "D", "-ELBO", "status"]
+    lines = []
+    for row in rows:
+        figures = [row.get("rate"), row.get("distortion"),
+                   None if row.get("elbo") is None else -row["elbo"]]
+        cells = [_display(row.get(c)) for c in columns]
+        cells += ["" if v is None else f"{v:.2f}" for v in figures]
+        status = row.get("status") or ""
+        if status == "failed" and row.get("error"):
+            error = str(row["error"])
+            status += ": " + (error if len(error) <= 70 else error[:67] + "...")
+        lines.append([*cells, status])
+    widths = [max(len(h), *(len(r[i]) for r in lines)) if lines else len(h) for i, h in enumerate(header)]
+    numeric = {len(columns), len(columns) + 1, len(columns) + 2}
+
+    def fmt(cells):
+        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *(fmt(r) for r in lines)])
+
+
+def _display(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return _cell(value)

@@ -1,0 +1,140 @@
+"""Running a sweep: plan what is left, hand it to an executor, record each run's row.
+
+Re-running a sweep directory skips finished runs (their row is kept as is), resumes runs
+whose directory holds a checkpoint, retries failed ones, and records a run that finished
+before its row could be written without training it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..rundir import RunDir
+from ..train import ConfigError, TrainConfig
+from .executors import EXECUTORS, ExecutorError, default_workers, run_local, run_ray
+from .results import ResultsTable, as_stored, config_row, summary_row
+from .spec import RUNS_FOLDER, SweepError, SweepSpec, config_dict, resolve_spec
+from .task import Task
+
+
+@dataclass
+class SweepReport:
+    """What one invocation did, and the table it left."""
+
+    out: Path
+    rows: list[dict]
+    skipped: list[str] = field(default_factory=list)    # already done, untouched
+    recorded: list[str] = field(default_factory=list)   # done on disk, row (re)written, not trained
+    trained: list[str] = field(default_factory=list)    # trained or resumed now
+    failed: list[str] = field(default_factory=list)     # failed now (config error or exception)
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "runs": len(self.rows), "skipped": self.skipped,
+                "recorded": self.recorded, "trained": self.trained, "failed": self.failed,
+                "results": str(self.out / "results.csv")}
+
+
+def _swept_values(spec: SweepSpec, index: int) -> dict:
+    return dict(spec.points[index])
+
+
+def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "local",
+              workers: int | None = None, address: str | None = None, num_cpus: float = 1,
+              num_gpus: float = 0, total_cpus: int | None = None, progress: bool = True) -> SweepReport:
+    """Run (or continue) the sweep in directory `out`; return what was done and the rows.
+
+    `spec` is saved as out/sweep.json on first use; None continues the saved sweep.
+    executor "local" runs `workers` processes (None: sequential when one task is left, else a
+    pool sized to the cores); "ray" runs one Ray task per run (see executors.run_ray).
+    """
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = resolve_spec(out, spec)
+    table = ResultsTable(out)
+    order = [f"{RUNS_FOLDER}/{name}" for name in spec.names]
+    swept = spec.swept_fields
+    report = SweepReport(out=out, rows=[])
+
+    def make_row(index: int, status: str, summary: dict | None = None, error: str | None = None,
+                 config: dict | None = None) -> dict:
+        row = {"run_dir": order[index], "status": status, **_swept_values(spec, index)}
+        if config is not None:
+            row.update(config_row(config))
+        if summary is not None:
+            row.update(summary_row(summary))
+        row["error"] = error
+        return row
+
+    def record(index: int, *args, **kwargs) -> None:
+        table.upsert(make_row(index, *args, **kwargs), order=order, swept=swept)
+
+    rows = table.by_run()
+    tasks: list[Task] = []
+    for index, name in enumerate(spec.names):
+        run_dir = out / order[index]
+        summary = RunDir(run_dir).read_summary()
+        row = rows.get(order[index])
+        try:
+            config = spec.config(index)
+        except ConfigError as err:
+            given = config_dict(spec.settings(index))
+            defaults = TrainConfig().to_dict()
+            record(index, "failed", error=f"ConfigError: {err}", config={**defaults, **given})
+            report.failed.append(order[index])
+            continue
+        if summary.get("status") == "done":
+            fresh = make_row(index, "done", summary=summary, config=config.to_dict())
+            if row is None or as_stored(fresh) != {k: row.get(k) for k in fresh}:
+                # no row yet (killed before it was written), a failed one, or a summary updated
+                # since (e.g. `rdvae eval RUN --iw-samples K`): rewrite it, train nothing
+                table.upsert(fresh, order=order, swept=swept)
+                report.recorded.append(order[index])
+            else:
+                report.skipped.append(order[index])
+            continue
+        tasks.append(Task(index=index, name=name, run_dir=str(run_dir.resolve()), config=config.to_dict()))
+
+    bar = tqdm(total=len(spec.names), initial=len(spec.names) - len(tasks), disable=not progress,
+               unit="run", desc=f"sweep {out.name}", dynamic_ncols=True)
+
+    def on_result(task: Task, outcome: dict) -> None:
+        key = order[task.index]
+        record(task.index, outcome["status"], summary=outcome["summary"], error=outcome["error"],
+               config=task.config)
+        if outcome["status"] != "done":
+            report.failed.append(key)
+        else:  # a run finished by another process while this one waited for it is only recorded
+            (report.trained if outcome.get("trained", True) else report.recorded).append(key)
+        if outcome["status"] == "done":
+            s = outcome["summary"]
+            bar.set_postfix_str(f"{task.name}: R={s['rate']:.2f} D={s['distortion']:.2f}", refresh=False)
+        else:
+            bar.set_postfix_str(f"{task.name}: failed", refresh=False)
+        bar.update(1)
+
+    def on_step(task: Task, counters: dict) -> None:
+        if counters["step"] % 20 == 0:
+            bar.set_postfix_str(f"{task.name} epoch {counters['epoch'] + 1} step {counters['step']}")
+
+    try:
+        if not tasks:
+            pass
+        elif executor == "ray":
+            run_ray(tasks, on_result, address=address, num_cpus=num_cpus, num_gpus=num_gpus,
+                    total_cpus=total_cpus)
+        else:
+            n = workers if workers is not None else default_workers(len(tasks))
+            run_local(tasks, on_result, workers=n, on_step=on_step if progress else None)
+    finally:
+        bar.close()
+    by_run = table.by_run()
+    report.rows = [by_run[key] for key in order if key in by_run]
+    return report
+
+
+__all__ = ["SweepError", "SweepReport", "run_sweep"]

@@ -1,0 +1,173 @@
+"""What a sweep is: base settings plus grid points, each point one ordinary training run.
+
+Saved as ``sweep.json`` in the sweep directory, so running ``rdvae sweep --out DIR`` again
+continues the same sweep. A spec file (JSON or TOML) reads:
+
+    [base]                      # settings shared by every run (any TrainConfig field)
+    dataset = "binarized-mnist"
+    epochs = 3
+    "model.hidden" = [256, 128]
+
+    [grid]                      # the product of these axes
+    family = ["mlp", "mlp-v"]
+    beta = [0.1, 0.3, 1, 3, 10]
+
+    [[zip]]                     # optional: axes taken side by side, multiplied into the grid
+    lr = [1e-3, 3e-4]
+    seed = [0, 1]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..rundir import read_json, write_json
+from ..train import ConfigError, TrainConfig
+from .grid import GridError, Point, product, sweep, zipit
+
+SPEC_FILE = "sweep.json"
+RUNS_FOLDER = "runs"
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
+
+
+class SweepError(ValueError):
+    """A sweep that cannot be set up or continued, with what to change."""
+
+
+def config_dict(settings: dict) -> dict:
+    """Flat settings (``model.X`` keys allowed, ``model`` mapping merged) -> TrainConfig dict."""
+    config, model = {}, {}
+    for key, value in settings.items():
+        if key == "model":
+            if not isinstance(value, dict):
+                raise ConfigError(f"model options must be a mapping, got {value!r}")
+            model.update(value)
+        elif key.startswith("model."):
+            model[key[len("model."):]] = value
+        else:
+            config[key] = value
+    if model:
+        config["model"] = model
+    return config
+
+
+def _slug(point: Point) -> str:
+    text = "_".join(f"{k.removeprefix('model.')}={_value_text(v)}" for k, v in point.items())
+    return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_")[:80]
+
+
+def _value_text(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass
+class SweepSpec:
+    base: dict = field(default_factory=dict)
+    points: list[Point] = field(default_factory=lambda: [{}])
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.points:
+            raise SweepError("the sweep has no grid points")
+        if not self.names:
+            width = max(3, len(str(len(self.points) - 1)))
+            self.names = [f"{i:0{width}d}-{_slug(p)}".rstrip("-") for i, p in enumerate(self.points)]
+        if len(self.names) != len(self.points) or len(set(self.names)) != len(self.names):
+            raise SweepError("sweep.json is inconsistent: run names must be unique, one per point")
+
+    @property
+    def swept_fields(self) -> list[str]:
+        """Field names varied by the grid, in first-seen order."""
+        seen: dict[str, None] = {}
+        for point in self.points:
+            seen.update(dict.fromkeys(point))
+        return list(seen)
+
+    def settings(self, index: int) -> dict:
+        """Flat settings of point `index`: base overridden by the point."""
+        return {**self.base, **self.points[index]}
+
+    def config(self, index: int) -> TrainConfig:
+        """The TrainConfig of point `index` (ConfigError if the point is invalid)."""
+        return TrainConfig.from_dict(config_dict(self.settings(index)))
+
+    def to_dict(self) -> dict:
+        # sweep.json is written with sorted keys: "fields" keeps the grid's column order
+        return {"base": self.base, "points": self.points, "names": self.names,
+                "fields": self.swept_fields}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SweepSpec:
+        unknown = set(data) - {"base", "points", "names", "fields", "grid", "zip"}
+        if unknown:
+            raise SweepError(f"unknown sweep spec key(s) {sorted(unknown)}; expected base, grid, zip "
+                             "or points")
+        base = dict(data.get("base") or {})
+        if "points" in data:
+            rank = {name: i for i, name in enumerate(data.get("fields") or [])}
+            points = [dict(sorted(p.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+                      for p in data["points"]]
+        else:
+            grids = [sweep(k, v if isinstance(v, list) else [v]) for k, v in (data.get("grid") or {}).items()]
+            zips = data.get("zip") or []
+            zips = [zips] if isinstance(zips, dict) else zips
+            grids += [zipit(*(sweep(k, v) for k, v in z.items())) for z in zips]
+            points = product(*grids)
+        return cls(base=base, points=points, names=list(data.get("names") or []))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> SweepSpec:
+        path = Path(path)
+        if not path.exists():
+            raise SweepError(f"sweep spec file {path} does not exist")
+        try:
+            if path.suffix == ".toml":
+                try:
+                    import tomllib
+                except ImportError:  # Python 3.10
+                    raise SweepError(f"reading {path} needs Python >= 3.11 (tomllib); write the spec "
+                                     "as JSON instead") from None
+
+                data = tomllib.loads(path.read_text())
+            else:
+                data = json.loads(path.read_text())
+        except (ValueError, GridError) as err:
+            raise SweepError(f"cannot read sweep spec {path}: {err}") from None
+        return cls.from_dict(data)
+
+
+def save_spec(out: Path, spec: SweepSpec) -> None:
+    write_json(Path(out) / SPEC_FILE, spec.to_dict())
+
+
+def load_spec(out: Path) -> SweepSpec | None:
+    path = Path(out) / SPEC_FILE
+    return SweepSpec.from_dict(read_json(path)) if path.exists() else None
+
+
+def resolve_spec(out: Path, spec: SweepSpec | None) -> SweepSpec:
+    """The spec to run in `out`: the given one (saved on first use) or the saved one. A given
+    spec that differs from the saved one is refused rather than mixed into the same table."""
+    saved = load_spec(out)
+    if spec is None:
+        if saved is None:
+            raise SweepError(f"{out} holds no {SPEC_FILE}: give a grid (--grid/--config) to start a sweep")
+        return saved
+    if saved is not None and _canonical(saved) != _canonical(spec):
+        raise SweepError(
+            f"{out} already holds a different sweep ({Path(out) / SPEC_FILE}); run `rdvae sweep --out "
+            f"{out}` alone to continue it, or choose a new --out for the new grid")
+    if saved is None:
+        save_spec(out, spec)
+    return saved or spec
+
+
+def _canonical(spec: SweepSpec) -> str:
+    return json.dumps(json.loads(json.dumps({"base": spec.base, "points": spec.points})), sort_keys=True)

@@ -1,0 +1,69 @@
+"""One grid point as a unit of work, and the function every executor runs for it.
+
+`execute` trains (or resumes, or just reads back) the run of a task and never raises: any
+failure comes back as an outcome with status "failed" and the error message, so one bad
+point never stops a sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..rundir import RunDir
+from .results import locked
+
+RUN_LOCK = ".sweep.lock"
+
+# datasets already loaded in this process, keyed by (name, binarize): a sweep's runs share them
+_DATASETS: dict[tuple, object] = {}
+
+
+@dataclass
+class Task:
+    index: int              # position in the grid
+    name: str               # run directory name inside the sweep's runs folder
+    run_dir: str            # absolute path of the run directory
+    config: dict            # TrainConfig.to_dict() of the point (already validated)
+
+
+def _dataset(config: dict):
+    from ..data import load_dataset
+
+    key = (config["dataset"], config["binarize"])
+    if key not in _DATASETS:
+        _DATASETS.clear()  # keep at most one dataset in memory per process
+        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"])
+    return _DATASETS[key]
+
+
+def execute(task: Task, threads: int | None = None, progress: bool = False, on_step=None) -> dict:
+    """Train the task's run (resuming it when its directory holds a checkpoint; returning the
+    stored summary without training when it is done). Returns {"status", "summary", "error"}.
+
+    The run directory is locked for the duration, so a second sweep process (or a worker left
+    over from a killed one) waits instead of training the same run twice.
+    """
+    from ..train import TrainConfig, train
+
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        Path(task.run_dir).mkdir(parents=True, exist_ok=True)
+        with locked(Path(task.run_dir) / RUN_LOCK):
+            run = RunDir(task.run_dir)
+            if run.read_summary().get("status") == "done":
+                return {"status": "done", "summary": run.read_summary(), "error": None, "trained": False}
+            config = TrainConfig.from_dict(task.config)
+            summary = train(config, task.run_dir, resume=True, progress=progress, on_step=on_step,
+                            dataset=_dataset(task.config))
+            return {"status": "done", "summary": summary, "error": None, "trained": True}
+    except Exception as err:  # noqa: BLE001 - every failure is recorded, the sweep goes on
+        message = f"{type(err).__name__}: {err}"
+        return {"status": "failed", "summary": None, "error": " ".join(message.split()), "trained": False}
+    finally:
+        if threads:
+            torch.set_num_threads(previous_threads)

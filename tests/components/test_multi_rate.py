@@ -1,0 +1,266 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rdvae.components.multi_rate import (
+    ACTIVATIONS,
+    BetaGate,
+    BetaGated,
+    PerExampleGating,
+    beta_gates,
+    conditioned_on,
+    decoder_gate,
+    gate_layers,
+    is_multi_rate,
+)
+from rdvae.evaluate import evaluate_model
+from rdvae.objectives import ObjectiveError
+from rdvae.objectives_multi_rate import MultiRateObjective, make_multi_rate_objective
+from rdvae.presets import build_model
+
+
+def expected_gate(gate: BetaGate, beta: float, a: float = 0.01, b: float = 10.0) -> torch.Tensor:
+    """The gate written out by hand: log beta standardized by Uniform[log a, log b]'s moments."""
+    mean = (math.log(a) + math.log(b)) / 2
+    std = (math.log(b) - math.log(a)) / math.sqrt(12)
+    eta = (math.log(beta) - mean) / std
+    pre = gate.weight.detach().double() * eta + gate.bias.detach().double()
+    if gate.role == "encoder":
+        return 1 / (1 + torch.exp(-pre))
+    return torch.sqrt(torch.clamp(1 - torch.exp(pre), min=0))
+
+
+def randomize_gates(module: nn.Module, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for gate in beta_gates(module):
+            gate.weight.copy_(torch.randn(gate.features, generator=g))
+            # decoder gates: keep most units alive (pre < 0) at the betas tested
+            shift = 0.0 if gate.role == "encoder" else -2.5
+            gate.bias.copy_(torch.randn(gate.features, generator=g) * 0.5 + shift)
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+@pytest.mark.parametrize("beta", [0.01, 0.3, 1.0, 7.0])
+def test_gated_linear_is_the_plain_layer_with_rescaled_units(role, beta):
+    layer = nn.Linear(6, 5)
+    gated = BetaGated(layer, role)
+    randomize_gates(gated, seed=int(beta * 100))
+    x = torch.randn(4, 6)
+    g = expected_gate(gated.gate, beta).float()
+    plain = F.linear(x, g[:, None] * layer.weight, g * layer.bias)
+    with conditioned_on(gated, beta):
+        torch.testing.assert_close(gated(x), plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_gated_convolutions_rescale_each_filter(role):
+    beta = 0.2
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    gated = BetaGated(conv, role)
+    randomize_gates(gated, seed=1)
+    x = torch.randn(2, 3, 5, 5)
+    g = expected_gate(gated.gate, beta).float()
+    plain = F.conv2d(x, g[:, None, None, None] * conv.weight, g * conv.bias, padding=1)
+    with conditioned_on(gated, beta):
+        torch.testing.assert_close(gated(x), plain, rtol=1e-5, atol=1e-6)
+
+    deconv = nn.ConvTranspose2d(3, 4, 3, stride=2)   # weight [in, out, k, k]: out units on dim 1
+    gated = BetaGated(deconv, role)
+    randomize_gates(gated, seed=2)
+    g = expected_gate(gated.gate, beta).float()
+    plain = F.conv_transpose2d(x, g[None, :, None, None] * deconv.weight, g * deconv.bias, stride=2)
+    with conditioned_on(gated, beta):
+        torch.testing.assert_close(gated(x), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
+    """mr-mlp at beta == mlp with every layer's rows and bias scaled by that layer's gates."""
+    shape, beta = (1, 6, 6), 0.37
+    torch.manual_seed(5)
+    gated = build_model("mr-mlp", shape, latent_dim=3, hidden=[16, 8])
+    torch.manual_seed(5)
+    plain = build_model("mlp", shape, latent_dim=3, hidden=[16, 8])
+    randomize_gates(gated, seed=3)
+    wrapped = [m for m in gated.modules() if isinstance(m, BetaGated)]
+    linears = [m for m in plain.modules() if isinstance(m, nn.Linear)]
+    assert len(wrapped) == len(linears) == 7   # 2 hidden + loc + variance; 2 hidden + output
+    with torch.no_grad():
+        for w, lin in zip(wrapped, linears, strict=True):
+            torch.testing.assert_close(w.layer.weight, lin.weight)   # same base weights
+            g = expected_gate(w.gate, beta).float()
+            lin.weight.mul_(g[:, None])
+            lin.bias.mul_(g)
+    x = torch.rand(7, *shape).round()
+    torch.manual_seed(0)
+    ours = gated(x, samples=2, beta=beta)
+    torch.manual_seed(0)
+    theirs = plain(x, samples=2)
+    torch.testing.assert_close(ours.rate, theirs.rate, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.distortion, theirs.distortion, rtol=1e-5, atol=1e-4)
+
+
+def test_per_example_betas_match_each_example_at_its_own_beta():
+    shape = (1, 6, 6)
+    model = build_model("mr-mlp", shape, latent_dim=3, hidden=[16])
+    randomize_gates(model, seed=4)
+    x = torch.rand(5, *shape).round()
+    betas = torch.tensor([0.01, 0.1, 1.0, 3.0, 10.0])
+    z = torch.randn(3, 5, 3)   # S = 3 samples: the decoder's batch is S * B, sample-major
+    with conditioned_on(model, betas):
+        rate = model.encoder(x).stddev
+        distortion = model.distortion_of(x, z)
+    for i, beta in enumerate(betas.tolist()):
+        with conditioned_on(model, beta):
+            torch.testing.assert_close(rate[i], model.encoder(x[i:i + 1]).stddev[0])
+            torch.testing.assert_close(distortion[:, i], model.distortion_of(x[i:i + 1], z[:, i:i + 1])[:, 0])
+
+
+def test_gradients_reach_the_gate_parameters():
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    x = torch.rand(8, 1, 6, 6).round()
+    beta = MultiRateObjective().sample_beta(8)
+    out = model(x, beta=beta)
+    MultiRateObjective()(out.rate, out.distortion, beta=beta).backward()
+    gates = beta_gates(model)
+    assert {g.role for g in gates} == {"encoder", "decoder"}
+    for gate in gates:
+        assert gate.weight.grad is not None and gate.weight.grad.abs().sum() > 0
+        assert gate.bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_gate_gradients_match_finite_differences(role):
+    gate = BetaGate(4, role).double()
+    with torch.no_grad():
+        gate.weight.copy_(torch.tensor([0.5, -1.0, 0.2, 1.5]))
+        gate.bias.copy_(torch.tensor([-2.0, -1.0, -0.5, -3.0]))   # decoder gates alive (pre < 0)
+    betas = torch.tensor([0.05, 0.7, 4.0], dtype=torch.float64)
+
+    def f(w, b):
+        eta = gate.standardize(betas).unsqueeze(-1)
+        return ACTIVATIONS[role](eta * w + b)
+
+    assert torch.autograd.gradcheck(f, (gate.weight.detach().clone().requires_grad_(),
+                                        gate.bias.detach().clone().requires_grad_()))
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_per_example_gating_gradients_match_finite_differences(role, kind):
+    """The fused per-example path (hand-written backward) against finite differences, with
+    S = 2 samples per example laid out sample-major, and one decoder unit cut by the relu."""
+    torch.manual_seed(0)
+    batch, units = 3, 4
+    eta = torch.randn(batch, dtype=torch.float64)
+    weight = torch.tensor([0.5, -1.0, 0.2, 0.3], dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor([-2.0, -1.0, -0.7, 2.5], dtype=torch.float64, requires_grad=True)
+    shape = (2 * batch, units) if kind == "linear" else (2 * batch, units, 2, 3)
+    out = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+
+    def f(out, weight, bias):
+        return PerExampleGating.apply(out, eta, weight, bias, role == "decoder", kind == "linear")
+
+    assert torch.autograd.gradcheck(f, (out, weight, bias))
+    # and the same values as the plain gate times the layer output
+    gate = ACTIVATIONS[role](eta[:, None] * weight + bias).repeat(2, 1)
+    expected = out * (gate if kind == "linear" else gate[:, :, None, None])
+    torch.testing.assert_close(f(out, weight, bias), expected)
+
+
+def test_decoder_gate_is_zero_with_zero_gradient_where_relu_cuts():
+    pre = torch.tensor([-1.0, 0.0, 0.5], requires_grad=True)
+    g = decoder_gate(pre)
+    torch.testing.assert_close(g, torch.tensor([math.sqrt(1 - math.exp(-1.0)), 0.0, 0.0]))
+    g.sum().backward()
+    assert torch.isfinite(pre.grad).all() and pre.grad[1:].eq(0).all() and pre.grad[0] < 0
+
+
+def test_conditioning_is_scoped_and_checked():
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    assert is_multi_rate(model) and not is_multi_rate(build_model("mlp", (1, 6, 6), hidden=[16]))
+    with conditioned_on(model, 0.5):
+        assert all(g.beta == 0.5 for g in beta_gates(model))
+        with conditioned_on(model, 2.0):
+            assert all(g.beta == 2.0 for g in beta_gates(model))
+        assert all(g.beta == 0.5 for g in beta_gates(model))
+    assert all(g.beta is None for g in beta_gates(model))
+    with pytest.raises(ValueError, match="no beta gates"):
+        with conditioned_on(build_model("mlp", (1, 6, 6), hidden=[16]), 1.0):
+            pass
+    with pytest.raises(ValueError, match="positive"):
+        with conditioned_on(model, -1.0):
+            pass
+    with pytest.raises(ValueError, match="rows reached a gated layer"):
+        model(torch.rand(4, 1, 6, 6), beta=torch.ones(3))
+    with pytest.raises(TypeError, match="can be gated"):
+        BetaGated(nn.ReLU(), "encoder")
+    # gating twice does not wrap again
+    again = gate_layers(model.encoder, "encoder")
+    assert len(beta_gates(again)) == len(beta_gates(model.encoder))
+
+
+def test_unconditioned_model_is_at_beta_one_and_the_range_is_saved():
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], beta_min=0.1, beta_max=100.0)
+    randomize_gates(model)
+    x = torch.rand(4, 1, 6, 6).round()
+    unconditioned = model.encoder(x).mean
+    with conditioned_on(model, 1.0):
+        torch.testing.assert_close(model.encoder(x).mean, unconditioned)
+    with conditioned_on(model, 0.2):
+        assert not torch.allclose(model.encoder(x).mean, unconditioned)
+    state = model.state_dict()
+    mean = (math.log(0.1) + math.log(100.0)) / 2
+    assert any(k.endswith("log_beta_mean") for k in state)
+    assert all(abs(v.item() - mean) < 1e-6 for k, v in state.items() if k.endswith("log_beta_mean"))
+
+
+def test_evaluation_at_a_beta_is_deterministic_given_the_seed():
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    randomize_gates(model)
+    x = torch.rand(40, 1, 6, 6).round()
+    first = evaluate_model(model, x, seed=3, beta=0.5, iw_samples=4)
+    second = evaluate_model(model, x, seed=3, beta=0.5, iw_samples=4)
+    assert first == second and first["beta"] == 0.5
+    other = evaluate_model(model, x, seed=3, beta=5.0)
+    assert other["rate"] != first["rate"]
+    assert all(g.beta is None for g in beta_gates(model))
+
+
+def test_multi_rate_objective_draws_log_uniform_betas_and_weights_each_rate():
+    objective = MultiRateObjective(0.01, 10.0)
+    torch.manual_seed(0)
+    beta = objective.sample_beta(200_000)
+    assert beta.min() >= 0.01 and beta.max() <= 10.0
+    log_beta = beta.log()
+    lo, hi = math.log(0.01), math.log(10.0)
+    assert abs(log_beta.mean().item() - (lo + hi) / 2) < 0.02
+    assert abs(log_beta.std().item() - (hi - lo) / math.sqrt(12)) < 0.02
+    # a quarter of the mass in each quarter of the log range
+    counts = torch.histc(log_beta, bins=4, min=lo, max=hi) / len(beta)
+    assert torch.allclose(counts, torch.full((4,), 0.25), atol=0.01)
+    rate, distortion = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0])
+    b = torch.tensor([0.1, 1.0, 10.0])
+    assert objective(rate, distortion, beta=b).item() == pytest.approx((10.1 + 22 + 60) / 3)
+    with pytest.raises(ObjectiveError, match="per-example betas"):
+        objective(rate, distortion)
+    with pytest.raises(ObjectiveError, match="cannot be combined with target_rate"):
+        make_multi_rate_objective(target_rate=5.0)
+    with pytest.raises(ObjectiveError, match="beta range"):
+        MultiRateObjective(1.0, 0.5)
+
+
+def test_gated_conv_family_trains_with_per_example_betas():
+    model = build_model("mr-conv", (1, 8, 8), latent_dim=3)
+    plain = build_model("---", (1, 8, 8), latent_dim=3)
+    wrapped = [m for m in model.modules() if isinstance(m, BetaGated)]
+    layers = [m for m in plain.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    assert len(wrapped) == len(layers)   # every layer of the paper's conv family is gated
+    x = torch.rand(4, 1, 8, 8).round()
+    beta = torch.tensor([0.02, 0.3, 2.0, 9.0])
+    out = model(x, samples=2, beta=beta)
+    MultiRateObjective()(out.rate, out.distortion, beta=beta).backward()
+    assert all(g.weight.grad.abs().sum() > 0 for g in beta_gates(model))

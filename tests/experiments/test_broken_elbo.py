@@ -1,0 +1,77 @@
+"""`rdvae repro broken-elbo --scale smoke` end to end, and the regime rule."""
+
+import csv
+
+import pytest
+
+from rdvae.components.two_cluster_toy import two_cluster_data
+from rdvae.experiments import reproductions
+from rdvae.experiments._broken_elbo_toy import TOY_SETTINGS, train_toy
+from rdvae.experiments.broken_elbo import FAMILIES, PAPER_FIG4, PAPER_H_HAT, mnist_spec, regime
+
+
+def test_regime_rule_labels_the_papers_four_models_as_the_paper_does():
+    for rate, distortion, _, label in PAPER_FIG4.values():
+        assert regime(rate, distortion, PAPER_H_HAT) == label
+
+
+def test_all_twelve_families_build_train_and_measure():
+    import torch
+
+    from rdvae.presets import build_model
+
+    x = torch.bernoulli(torch.full((3, 1, 8, 8), 0.4))
+    for code in FAMILIES:
+        model = build_model(code, (1, 8, 8), latent_dim=4, made_hidden=(8, 8, 8), pixelcnn_channels=4,
+                            pixelcnn_levels=2, pixelcnn_resnet_layers=1, pseudo_inputs=3)
+        out = model(x)
+        assert out.rate.shape == (3,) and torch.isfinite(out.elbo).all(), code
+        (out.distortion + out.rate).mean().backward()
+        with torch.no_grad():
+            assert model.sample(2).sample().shape == (2, 1, 8, 8), code
+
+
+def test_cpu_grid_covers_all_twelve_families():
+    spec = mnist_spec("cpu")
+    families = {p["family"] for p in spec.points}
+    assert len(families) == 12 and len(spec.points) == 12 * 6
+    assert spec.base["kl_anneal_steps"] == 157  # one epoch of 10 000 examples at batch 64
+
+
+@pytest.mark.slow
+def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
+    module = reproductions()["broken-elbo"]
+    result = module.run("smoke", tmp_path, progress=False)
+    toy = result["toy"]
+    assert abs(toy["data"]["mutual_information"] - 0.5) < 1e-9
+    assert abs(toy["optimal"]["rate"] - 0.5) < 1e-9
+    for form in ("table", "scalar"):
+        for key in ("elbo", "target_rate"):
+            assert toy[form][key]["rate"] >= -1e-9 and len(toy[form][key]["cluster_masses"]) == 2
+        assert (tmp_path / f"toy_fig2_{form}.png").exists()
+    with open(tmp_path / "mnist" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and all(r["status"] == "done" for r in rows)
+    assert result["h_hat"] == min(-r["elbo"] for r in result["runs"])
+    assert {r["regime"] for r in result["runs"]} <= {"autoencoder", "syntactic encoder", "semantic encoder",
+                                                     "autodecoder"}
+    for name in ("rd_plane", "elbo_rate", "fig4_reconstructions", "fig4_samples"):
+        assert (tmp_path / "mnist" / "figures" / f"{name}.png").exists()
+    assert "| 0.1 |" in result["fig4_table"] and "| 1.1 |" in result["fig4_table"]
+    assert (tmp_path / "result.json").exists()
+
+
+def test_toy_elbo_training_reaches_minus_h_and_ignores_the_latent():
+    data = two_cluster_data(0.5)
+    model = train_toy(data, None, 300, form="table", **TOY_SETTINGS["table"])
+    rate, distortion = model.rate_distortion(data.p_x)
+    assert abs((rate + distortion).item() - data.entropy) < 2e-3  # the global optimum, -ELBO = H
+    assert rate.item() < 0.01
+
+
+@pytest.mark.slow
+def test_smoke_toy_alone(tmp_path):
+    module = reproductions()["broken-elbo"]
+    result = module.run("smoke", tmp_path, progress=False, mnist=False)
+    assert set(result["toy"]) == {"optimal", "table", "scalar", "data"}
+    assert "target rate 0.5" in result["toy_table"]

@@ -1,0 +1,30 @@
+import math
+
+import pytest
+
+from rdvae.experiments import reproductions, sigma_vae
+from rdvae.rundir import read_json
+
+
+def test_sigma_vae_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("RDVAE_CACHE", str(tmp_path / "cache"))
+    assert reproductions()["sigma-vae"] is sigma_vae
+    result = sigma_vae.run("smoke", tmp_path / "out", progress=False)
+    rows = {row["model"]: row for row in result["datasets"]["digits"]["rows"]}
+    assert set(rows) == {"gauss-sigma1", "beta-vae-0.1", "learned-sigma", "optimal-sigma", "per-pixel-warmup",
+                         "per-pixel", "bernoulli"}
+    for name, row in rows.items():
+        assert row["status"] == "done", row
+        for key in ("rate", "distortion", "elbo", "fid_prior", "fid_aggregate"):
+            assert math.isfinite(row[key]), (name, key)
+        assert row["elbo"] == pytest.approx(-(row["rate"] + row["distortion"]), rel=1e-5)
+    # sigma = 1 and beta: the hidden beta is 2 beta sigma^2
+    assert rows["gauss-sigma1"]["effective_beta"] == pytest.approx(2.0)
+    assert rows["beta-vae-0.1"]["effective_beta"] == pytest.approx(0.2)
+    assert rows["optimal-sigma"]["effective_beta"] == pytest.approx(2 * rows["optimal-sigma"]["sigma"] ** 2)
+    assert rows["bernoulli"]["effective_beta"] is None
+    summary = read_json(tmp_path / "out" / "digits" / "runs" / "learned-sigma" / "summary.json")
+    assert summary["effective_beta"] == pytest.approx(rows["learned-sigma"]["effective_beta"])
+    assert (tmp_path / "out" / "digits" / "samples.png").exists()
+    assert (tmp_path / "out" / "results.json").exists()
+    assert 0 < result["datasets"]["digits"]["classifier"]["test_accuracy"] <= 1
