@@ -4,8 +4,8 @@ import pytest
 
 from rdvae.sweep import SweepError, SweepSpec, product, run_sweep, sweep
 from rdvae.sweep.results import comparable
-from rdvae.sweep.spec import config_dict
 from rdvae.train import TrainConfig, train
+from rdvae.train.config import nest_model_options
 
 
 def _spec(base, **extra):
@@ -101,8 +101,8 @@ def test_interrupted_run_resumes_exactly(tmp_path, tiny_base, monkeypatch):
     report = run_sweep(tmp_path, None, workers=1, progress=False)
     assert report.skipped == [f"runs/{spec.names[0]}"] and report.trained == [f"runs/{spec.names[1]}"]
     assert (tmp_path / "runs" / spec.names[0] / "model.safetensors").stat().st_mtime_ns == done_weights
-    reference = train(TrainConfig.from_dict(config_dict({**base, "beta": 2.0})), tmp_path / "reference",
-                      progress=False)
+    reference_config = TrainConfig.from_dict(nest_model_options({**base, "beta": 2.0}))
+    reference = train(reference_config, tmp_path / "reference", progress=False)
     resumed = report.rows[1]
     for key in ("rate", "distortion", "elbo", "mutual_info", "active_units"):
         assert resumed[key] == pytest.approx(reference[key], rel=1e-12, abs=1e-12), key

@@ -14,7 +14,6 @@ import pkgutil
 import sys
 
 
-
 class UserError(Exception):
     """An error whose message is the whole story: printed without a traceback."""
 

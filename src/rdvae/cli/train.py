@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import fields
 
 from .options import add_common, parse_assignment
 
@@ -39,20 +38,15 @@ def register(sub) -> None:
 
 
 def overrides_from(args) -> dict:
+    """The config fields the command line gives (flags, then --set), model options nested."""
+    from ..train.config import nest_model_options
+
     given = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     if args.normalized_gradients:
         given["normalized_gradients"] = True
     if args.multi_rate:
         given["multi_rate"] = True
-    model = {}
-    for key, value in args.assignments:
-        if key.startswith("model."):
-            model[key[len("model."):]] = value
-        else:
-            given[key] = value
-    if model:
-        given["model"] = model
-    return given
+    return nest_model_options({**given, **dict(args.assignments)})
 
 
 def default_out(config) -> str:
@@ -67,7 +61,7 @@ def default_out(config) -> str:
 def run(args) -> dict:
     from ..evaluate import format_report
     from ..rundir import RunDir
-    from ..train import ConfigError, TrainConfig, train
+    from ..train import TrainConfig, train
     from . import UserError
 
     given = overrides_from(args)
@@ -79,16 +73,9 @@ def run(args) -> dict:
             given["model"] = {**saved["model"], **given["model"]}
         config = TrainConfig.from_dict({**saved, **given})
     else:
-        defaults = {f.name for f in fields(TrainConfig)}
-        bad = [k for k in given if k not in defaults]
-        if bad:
-            TrainConfig.from_dict(given)  # raises with suggestions
-        config = TrainConfig.from_dict(given)
+        config = TrainConfig.from_dict(given)  # unknown fields are rejected with suggestions
     out = args.out or default_out(config)
-    try:
-        summary = train(config, out, resume=args.resume, progress=args.progress)
-    except ConfigError:
-        raise
+    summary = train(config, out, resume=args.resume, progress=args.progress)
     print(f"run: {out}")
     print(format_report(summary))
     return {**summary, "run_dir": out}

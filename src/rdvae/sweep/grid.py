@@ -129,10 +129,11 @@ def parse_grid(axes: Sequence[str]) -> Grid:
 
 def describe_point(point: Point) -> str:
     """A short readable label: ``family=mlp-v beta=0.3``."""
-    return " ".join(f"{k}={_short(v)}" for k, v in point.items())
+    return " ".join(f"{k}={value_text(v)}" for k, v in point.items())
 
 
-def _short(value) -> str:
+def value_text(value) -> str:
+    """A grid value as text: floats as %g, strings as they are, anything else as compact JSON."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str):

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from ..rundir import RunDir
 from ..train import ConfigError, TrainConfig
+from ..train.config import nest_model_options
 from .executors import EXECUTORS, ExecutorError, default_workers, run_local, run_ray
 from .results import ResultsTable, as_stored, config_row, summary_row
-from .spec import RUNS_FOLDER, SweepError, SweepSpec, config_dict, resolve_spec
+from .spec import RUNS_FOLDER, SweepError, SweepSpec, resolve_spec
 from .task import Task
 
 
@@ -82,7 +83,7 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
         try:
             config = spec.config(index)
         except ConfigError as err:
-            given = config_dict(spec.settings(index))
+            given = nest_model_options(spec.settings(index))
             defaults = TrainConfig().to_dict()
             record(index, "failed", error=f"ConfigError: {err}", config={**defaults, **given})
             report.failed.append(order[index])

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..rundir import read_json, write_json
-from ..train import ConfigError, TrainConfig
-from .grid import GridError, Point, product, sweep, zipit
+from ..train import TrainConfig
+from ..train.config import nest_model_options
+from .grid import GridError, Point, product, sweep, value_text, zipit
 
 SPEC_FILE = "sweep.json"
 RUNS_FOLDER = "runs"
@@ -37,34 +38,9 @@ class SweepError(ValueError):
     """A sweep that cannot be set up or continued, with what to change."""
 
 
-def config_dict(settings: dict) -> dict:
-    """Flat settings (``model.X`` keys allowed, ``model`` mapping merged) -> TrainConfig dict."""
-    config, model = {}, {}
-    for key, value in settings.items():
-        if key == "model":
-            if not isinstance(value, dict):
-                raise ConfigError(f"model options must be a mapping, got {value!r}")
-            model.update(value)
-        elif key.startswith("model."):
-            model[key[len("model."):]] = value
-        else:
-            config[key] = value
-    if model:
-        config["model"] = model
-    return config
-
-
 def _slug(point: Point) -> str:
-    text = "_".join(f"{k.removeprefix('model.')}={_value_text(v)}" for k, v in point.items())
+    text = "_".join(f"{k.removeprefix('model.')}={value_text(v)}" for k, v in point.items())
     return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_")[:80]
-
-
-def _value_text(value) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclass
@@ -96,7 +72,7 @@ class SweepSpec:
 
     def config(self, index: int) -> TrainConfig:
         """The TrainConfig of point `index` (ConfigError if the point is invalid)."""
-        return TrainConfig.from_dict(config_dict(self.settings(index)))
+        return TrainConfig.from_dict(nest_model_options(self.settings(index)))
 
     def to_dict(self) -> dict:
         # sweep.json is written with sorted keys: "fields" keeps the grid's column order

@@ -21,6 +21,24 @@ class ConfigError(ValueError):
     """A run configuration that cannot be trained, with what to change."""
 
 
+def nest_model_options(settings: dict) -> dict:
+    """Flat settings (``model.X`` keys allowed, a ``model`` mapping merged) -> a TrainConfig dict,
+    as the CLI's --set and a sweep's grid write them."""
+    config, model = {}, {}
+    for key, value in settings.items():
+        if key == "model":
+            if not isinstance(value, dict):
+                raise ConfigError(f"model options must be a mapping, got {value!r}")
+            model.update(value)
+        elif key.startswith("model."):
+            model[key[len("model."):]] = value
+        else:
+            config[key] = value
+    if model:
+        config["model"] = model
+    return config
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "digits"
