@@ -82,7 +82,7 @@ def run(args) -> dict:
 
 def run_betas(args, trained, x, split: str) -> dict:
     """One evaluation per beta of a multi-rate run, each a results.csv row as a sweep writes it."""
-    from ..experiments.multi_rate import evaluate_at_betas
+    from ..sweep.beta_rows import evaluate_at_betas
     from ..sweep.results import RESULTS_FILE, format_rows
     from . import UserError
 
