@@ -18,7 +18,7 @@ from rdvae.components.multi_rate import (
 )
 from rdvae.evaluate import evaluate_model
 from rdvae.objectives import ObjectiveError
-from rdvae.objectives_multi_rate import MultiRateObjective, make_multi_rate_objective
+from rdvae.objectives.multi_rate import MultiRateObjective, make_multi_rate_objective
 from rdvae.presets import build_model
 
 

@@ -110,7 +110,7 @@ def grid_surgery(model, x, half_width=10.0, steps=600):
         m = model.marginal_distribution()
         log_m = m.log_prob(z.float()).double()
         log_m_dims = torch.tensor(0.0, dtype=torch.float64)
-        from rdvae.objectives_tc import per_dimension_log_prob
+        from rdvae.objectives.total_correlation import per_dimension_log_prob
         log_m_dims = per_dimension_log_prob(m, z.float()).double().sum(-1)
     weight = log_q.exp() * h * h
 

@@ -36,7 +36,7 @@ from torch.distributions import Distribution
 from ..components.distributions import diagonal_normal, is_diagonal_normal
 from ..device import seeded
 from ..model import VAE, analytic_kl
-from ..objectives_tc import FactorizationError, per_dimension_log_prob
+from ..objectives.total_correlation import FactorizationError, per_dimension_log_prob
 from .batching import chunks, model_device
 from .mutual_information import (
     aggregate_log_density,

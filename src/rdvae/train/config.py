@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..device import PRECISIONS
 from ..objectives import ObjectiveError, make_objective
-from ..objectives_multi_rate import make_multi_rate_objective
+from ..objectives.multi_rate import make_multi_rate_objective
 from ..presets import UnknownFamilyError, resolve_family
 
 LR_SCHEDULES = ("constant", "paper")

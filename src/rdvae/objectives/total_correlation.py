@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, MixtureSameFamily
 
-from .components.distributions import DiagonalGaussianMixture, pairwise_log_prob
+from ..components.distributions import DiagonalGaussianMixture, pairwise_log_prob
 
 
 class FactorizationError(ValueError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .objectives import ObjectiveError
+from .rate_distortion import ObjectiveError
 
 
 @dataclass(frozen=True)

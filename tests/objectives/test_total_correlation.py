@@ -8,7 +8,7 @@ from torch.distributions import MultivariateNormal, Normal
 
 from rdvae.components import GaussianMixtureMarginal, StandardNormal
 from rdvae.evaluate import aggregate_log_density
-from rdvae.objectives_tc import (
+from rdvae.objectives.total_correlation import (
     BetaTCObjective,
     FactorizationError,
     minibatch_surgery,
