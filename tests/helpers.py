@@ -53,3 +53,15 @@ def set_exact_posterior(model: VAE, W, sigma):
         model.encoder.linear.weight.copy_(A)
         model.encoder.linear.bias.copy_(-A @ mu)
     return sigma**2 * torch.linalg.inv(M)
+
+
+class Interrupt(Exception):
+    """Raised by `stop_at` to cut a training run short, as a crash would."""
+
+
+def stop_at(step: int):
+    """An on_step hook for rdvae.train.train that interrupts the run at `step`."""
+    def hook(counters):
+        if counters["step"] == step:
+            raise Interrupt
+    return hook

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from tests.helpers import Interrupt, stop_at
 
 from rdvae.cli import main
 from rdvae.components.multi_rate import beta_gates
@@ -15,15 +16,6 @@ SMALL = dict(dataset="digits", binarize="dynamic", family="mr-mlp", multi_rate=T
              model={"hidden": [32]}, batch_size=256, eval_batch_size=500)
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_at(step):
-    def hook(counters):
-        if counters["step"] == step:
-            raise Interrupt
-    return hook
 
 
 def test_multi_rate_smoke(tmp_path, monkeypatch):
@@ -53,7 +45,7 @@ def test_multi_rate_training_resumes_exactly(tmp_path):
     config = TrainConfig(**SMALL, epochs=2, checkpoint_minutes=0.0)
     full = train(config, tmp_path / "full", progress=False)
     with pytest.raises(Interrupt):
-        train(config, tmp_path / "cut", progress=False, on_step=_stop_at(9))
+        train(config, tmp_path / "cut", progress=False, on_step=stop_at(9))
     resumed = train(None, tmp_path / "cut", resume=True, progress=False)
     a, _ = load_tensors(RunDir(tmp_path / "full") / "model.safetensors")
     b, _ = load_tensors(RunDir(tmp_path / "cut") / "model.safetensors")

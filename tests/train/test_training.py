@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from tests.helpers import Interrupt, stop_at
 
 from rdvae.objectives import BetaObjective
 from rdvae.rundir import RunDir, load_tensors
@@ -17,15 +18,6 @@ def _weights(path):
     return tensors
 
 
-class Interrupt(Exception):
-    pass
-
-
-def _stop_at(step):
-    def hook(counters):
-        if counters["step"] == step:
-            raise Interrupt
-    return hook
 
 
 @pytest.mark.parametrize("stop", [8, 12])  # mid-epoch (6 steps an epoch) and at an epoch's end
@@ -33,7 +25,7 @@ def test_resume_gives_the_result_of_an_uninterrupted_run(tmp_path, stop):
     config = TrainConfig(**SMALL, epochs=3, checkpoint_minutes=0.0)
     full = train(config, tmp_path / "full", progress=False)
     with pytest.raises(Interrupt):
-        train(config, tmp_path / "cut", progress=False, on_step=_stop_at(stop))
+        train(config, tmp_path / "cut", progress=False, on_step=stop_at(stop))
     resumed = train(None, tmp_path / "cut", resume=True, progress=False)
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
-from .layers import gated_conv2d, gated_conv_transpose2d, mlp
+from .layers import check_paper_conv, gated_conv2d, gated_conv_transpose2d, mlp
 
 
 class MLPDecoderTrunk(nn.Module):
@@ -37,11 +37,7 @@ class SimpleDeconvTrunk(nn.Module):
 
     def __init__(self, latent_dim: int, event_shape: Sequence[int], activation: str = "glu"):
         super().__init__()
-        channels, height, width = event_shape
-        if height % 4 or width % 4:
-            raise ValueError(f"the deconv decoder needs height and width divisible by 4, got {event_shape}")
-        if activation != "glu":
-            raise ValueError("the paper's deconv decoder uses gated units (activation='glu')")
+        channels, height, width = check_paper_conv(event_shape, activation, "deconv decoder")
         self.event_shape = tuple(event_shape)
         self.net = nn.Sequential(
             gated_conv_transpose2d(latent_dim, 64, (height // 4, width // 4), 1, 0),

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from .distributions import diagonal_normal
-from .layers import gated_conv2d, mlp
+from .layers import check_paper_conv, gated_conv2d, mlp
 
 VARIANCE_FLOOR = 1e-7
 
@@ -42,11 +42,7 @@ class SimpleConvTrunk(nn.Module):
 
     def __init__(self, event_shape: Sequence[int], activation: str = "glu"):
         super().__init__()
-        channels, height, width = event_shape
-        if height % 4 or width % 4:
-            raise ValueError(f"the conv encoder needs height and width divisible by 4, got {event_shape}")
-        if activation != "glu":
-            raise ValueError("the paper's conv encoder uses gated units (activation='glu')")
+        channels, height, width = check_paper_conv(event_shape, activation, "conv encoder")
         self.net = nn.Sequential(
             gated_conv2d(channels, 32, 5, 1),
             gated_conv2d(32, 32, 5, 2, padding=2),

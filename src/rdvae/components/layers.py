@@ -42,6 +42,17 @@ def gated_conv_transpose2d(
     return Gated(conv, dim=1)
 
 
+def check_paper_conv(event_shape, activation: str, what: str) -> tuple[int, int, int]:
+    """(channels, height, width) of images the paper's conv stacks accept: sides divisible by 4
+    (two stride-2 layers), gated units."""
+    channels, height, width = event_shape
+    if height % 4 or width % 4:
+        raise ValueError(f"the {what} needs height and width divisible by 4, got {tuple(event_shape)}")
+    if activation != "glu":
+        raise ValueError(f"the paper's {what} uses gated units (activation='glu')")
+    return channels, height, width
+
+
 def dense(in_features: int, out_features: int, activation: str) -> nn.Module:
     """One hidden layer: a gated unit, or a linear map followed by a pointwise nonlinearity."""
     if activation == "glu":
