@@ -106,3 +106,10 @@ def test_run_directory_contract(tmp_path):
     assert TrainConfig.from_dict(json.loads((run / "config.json").read_text())).epochs == 1
     # checkpoints are safetensors, readable without unpickling
     assert (run / "trainer_state.safetensors").read_bytes()[8:9] == b"{"
+
+
+def test_bf16_training_and_iw_evaluation_run_and_stay_close_to_fp32(tmp_path):
+    results = {p: train(TrainConfig(**SMALL, epochs=2, precision=p, iw_samples=20), tmp_path / p,
+                        progress=False) for p in ("fp32", "bf16")}
+    assert all(math.isfinite(r["elbo"]) and math.isfinite(r["iw_nll"]) for r in results.values())
+    assert abs(results["bf16"]["elbo"] - results["fp32"]["elbo"]) < 2.0
