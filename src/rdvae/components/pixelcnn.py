@@ -45,25 +45,26 @@ class DownShiftedConv2d(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel=(2, 3), stride: int = 1):
         super().__init__()
-        kh, kw = kernel
-        self.pad = nn.ZeroPad2d(((kw - 1) // 2, (kw - 1) // 2, kh - 1, 0))
+        self.pad = nn.ZeroPad2d(self.padding(*kernel))
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride)
+
+    @staticmethod
+    def padding(kh: int, kw: int) -> tuple[int, int, int, int]:
+        return ((kw - 1) // 2, (kw - 1) // 2, kh - 1, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.pad(x))
 
 
-class DownRightShiftedConv2d(nn.Module):
+class DownRightShiftedConv2d(DownShiftedConv2d):
     """Output (r, c) sees input rows r-kh+1..r and columns c-kw+1..c."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel=(2, 2), stride: int = 1):
-        super().__init__()
-        kh, kw = kernel
-        self.pad = nn.ZeroPad2d((kw - 1, 0, kh - 1, 0))
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride)
+        super().__init__(in_ch, out_ch, kernel, stride)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(self.pad(x))
+    @staticmethod
+    def padding(kh: int, kw: int) -> tuple[int, int, int, int]:
+        return (kw - 1, 0, kh - 1, 0)
 
 
 class DownShiftedDeconv2d(nn.Module):
