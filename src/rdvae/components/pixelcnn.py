@@ -68,29 +68,34 @@ class DownRightShiftedConv2d(DownShiftedConv2d):
 
 
 class DownShiftedDeconv2d(nn.Module):
+    """Stride-2 transposed convolution cropped so output (r, c) sees only rows above and the
+    columns centred on c (the shift of DownShiftedConv2d)."""
+
     def __init__(self, in_ch: int, out_ch: int, kernel=(2, 3), stride: int = 2):
         super().__init__()
         self.kernel = kernel
         self.deconv = nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, output_padding=1)
 
+    @staticmethod
+    def columns(kw: int, w: int) -> slice:
+        return slice((kw - 1) // 2, w - (kw - 1) // 2)
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.deconv(x)
         kh, kw = self.kernel
         h, w = x.shape[-2:]
-        return x[:, :, :h - kh + 1, (kw - 1) // 2:w - (kw - 1) // 2]
+        return x[:, :, :h - kh + 1, self.columns(kw, w)]
 
 
-class DownRightShiftedDeconv2d(nn.Module):
+class DownRightShiftedDeconv2d(DownShiftedDeconv2d):
+    """As DownShiftedDeconv2d, with the columns at and left of c (the down-right shift)."""
+
     def __init__(self, in_ch: int, out_ch: int, kernel=(2, 2), stride: int = 2):
-        super().__init__()
-        self.kernel = kernel
-        self.deconv = nn.ConvTranspose2d(in_ch, out_ch, kernel, stride, output_padding=1)
+        super().__init__(in_ch, out_ch, kernel, stride)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.deconv(x)
-        kh, kw = self.kernel
-        h, w = x.shape[-2:]
-        return x[:, :, :h - kh + 1, :w - kw + 1]
+    @staticmethod
+    def columns(kw: int, w: int) -> slice:
+        return slice(0, w - kw + 1)
 
 
 class GatedResnet(nn.Module):

@@ -1,7 +1,8 @@
-"""Chunking helpers for the batched estimators."""
+"""Chunking and Monte Carlo summaries shared by the batched estimators."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -16,3 +17,10 @@ def chunks(x: Tensor, size: int, device: torch.device) -> Iterator[Tensor]:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def mean_and_stderr(terms: Tensor) -> tuple[float, float]:
+    """Mean of per-example terms and its Monte Carlo standard error (NaN for one term)."""
+    terms = terms.double()
+    stderr = terms.std().item() / math.sqrt(len(terms)) if len(terms) > 1 else math.nan
+    return terms.mean().item(), stderr

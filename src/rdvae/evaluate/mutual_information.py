@@ -17,7 +17,7 @@ from torch.distributions import Independent
 
 from ..components.distributions import pairwise_log_prob
 from ..model import VAE
-from .batching import chunks, model_device
+from .batching import chunks, mean_and_stderr, model_device
 
 
 @dataclass
@@ -90,5 +90,4 @@ def mutual_information(model: VAE, x: Tensor, batch_size: int = 1000) -> MutualI
     z, log_q_cond = posterior_samples(model.encoder, x, batch_size)
     log_q = aggregate_log_density(model.encoder, x, z, batch_size)
     terms = (log_q_cond - log_q).double()
-    stderr = terms.std().item() / math.sqrt(len(x)) if len(x) > 1 else float("nan")
-    return MutualInformation(terms.mean().item(), stderr, math.log(len(x)))
+    return MutualInformation(*mean_and_stderr(terms), math.log(len(x)))

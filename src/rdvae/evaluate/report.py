@@ -11,14 +11,14 @@ from ..components.multi_rate import conditioned_on
 from ..device import seeded
 from ..model import VAE, bits_per_dim
 from .active_units import active_units
-from .batching import model_device
+from .batching import mean_and_stderr, model_device
 from .likelihood import iw_log_likelihood
 from .mutual_information import mutual_information
 from .rate_distortion import rate_distortion
 
 
 def _stderr(values: Tensor) -> float:
-    return values.double().std().item() / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return mean_and_stderr(values)[1]
 
 
 def evaluate_model(model: VAE, x: Tensor, iw_samples: int = 0, batch_size: int = 1000,

@@ -37,7 +37,7 @@ from ..components.distributions import diagonal_normal, is_diagonal_normal
 from ..device import seeded
 from ..model import VAE, analytic_kl
 from ..objectives.total_correlation import FactorizationError, per_dimension_log_prob
-from .batching import chunks, model_device
+from .batching import chunks, mean_and_stderr, model_device
 from .mutual_information import (
     aggregate_log_density,
     aggregate_log_density_per_dimension,
@@ -55,9 +55,7 @@ class Estimate:
 
     @classmethod
     def of(cls, terms: Tensor) -> Estimate:
-        terms = terms.double()
-        stderr = terms.std().item() / math.sqrt(len(terms)) if len(terms) > 1 else math.nan
-        return cls(terms.mean().item(), stderr)
+        return cls(*mean_and_stderr(terms))
 
 
 @dataclass
