@@ -41,10 +41,12 @@ class UnknownFamilyError(ValueError):
 
 # builder(event_shape, latent_dim, **options) -> module; options a builder does not take are ignored
 ENCODERS: dict[str, Callable] = {
-    "-": lambda shape, d, activation="glu", **_: simple_conv_encoder(shape, d, activation),
+    # the paper's conv stack; conv_width scales its channels (1.0: the paper's)
+    "-": lambda shape, d, activation="glu", conv_width=1.0, **_: simple_conv_encoder(
+        shape, d, activation, conv_width),
     # the simple encoder followed by mean-only IAF steps, each shift from a MADE (appendix F.1)
-    "+": lambda shape, d, activation="glu", flow_steps=4, made_hidden=(640, 640, 640), **_: IAFEncoder(
-        simple_conv_encoder(shape, d, activation), d, flow_steps, tuple(made_hidden)),
+    "+": lambda shape, d, activation="glu", conv_width=1.0, flow_steps=4, made_hidden=(640, 640, 640), **_:
+        IAFEncoder(simple_conv_encoder(shape, d, activation, conv_width), d, flow_steps, tuple(made_hidden)),
     "mlp": lambda shape, d, hidden=(512, 256), activation="glu", **_: mlp_encoder(
         shape, d, hidden, activation),
     # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
@@ -55,11 +57,12 @@ ENCODERS: dict[str, Callable] = {
     # Multi-Rate VAE: the plain families with every layer gated by log beta (components.multi_rate)
     "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", beta_min=0.01, beta_max=10.0, **_:
         multi_rate_encoder(mlp_encoder(shape, d, hidden, activation), beta_min, beta_max),
-    "mr-conv": lambda shape, d, activation="glu", beta_min=0.01, beta_max=10.0, **_: multi_rate_encoder(
-        simple_conv_encoder(shape, d, activation), beta_min, beta_max),
+    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, beta_min=0.01, beta_max=10.0, **_:
+        multi_rate_encoder(simple_conv_encoder(shape, d, activation, conv_width), beta_min, beta_max),
 }
 DECODERS: dict[str, Callable] = {
-    "-": lambda shape, d, activation="glu", **_: simple_deconv_decoder(shape, d, activation),
+    "-": lambda shape, d, activation="glu", conv_width=1.0, **_: simple_deconv_decoder(
+        shape, d, activation, conv_width),
     # PixelCNN++-style autoregressive decoder conditioned on z (appendix F.2)
     "+": lambda shape, d, pixelcnn_channels=64, pixelcnn_levels=3, pixelcnn_resnet_layers=2, **_:
         PixelCNNDecoder(shape, d, pixelcnn_channels, pixelcnn_levels, pixelcnn_resnet_layers),
@@ -68,8 +71,8 @@ DECODERS: dict[str, Callable] = {
     "bow": lambda shape, d, decoder_hidden=(), **_: BagOfWordsDecoder(d, shape[0], decoder_hidden),
     "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", beta_min=0.01, beta_max=10.0, **_:
         multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation), beta_min, beta_max),
-    "mr-conv": lambda shape, d, activation="glu", beta_min=0.01, beta_max=10.0, **_: multi_rate_decoder(
-        simple_deconv_decoder(shape, d, activation), beta_min, beta_max),
+    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, beta_min=0.01, beta_max=10.0, **_:
+        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), beta_min, beta_max),
     # Gaussian decoder for grey levels (components.gaussian_decoders): variance fixed (sigma), learned,
     # optimal (sigma^2 = MSE) or per-dimension after a warm-up; options variance, sigma, log_sigma_min,
     # variance_warmup_steps, variance_ramp_steps, warmup_variance, stop_gradient

@@ -32,6 +32,24 @@ def test_conv_stack_matches_the_paper_for_mnist():
     assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1]
 
 
+def test_conv_width_scales_every_channel_count_and_keeps_the_shapes():
+    shape = (1, 28, 28)
+    enc = simple_conv_encoder(shape, 16, conv_width=0.25)
+    dec = simple_deconv_decoder(shape, 16, conv_width=0.25)
+    convs = [m for m in enc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels // 2 for c in convs] == [8, 8, 16, 16, 64]
+    assert enc.loc.in_features == 64
+    hidden = [m.out_channels // 2 for m in dec.modules()
+              if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)][:-1]
+    assert hidden == [16, 16, 16, 8, 8, 8]   # the paper's 64, 64, 64, 32, 32, 32 at 1/4
+    full = sum(p.numel() for p in simple_deconv_decoder(shape, 16).parameters())
+    assert sum(p.numel() for p in dec.parameters()) < full / 8
+    px = dec(enc(torch.rand(2, *shape)).rsample())
+    assert px.base_dist.logits.shape == (2, *shape)
+    with pytest.raises(ValueError, match="conv_width must be > 0"):
+        simple_conv_encoder(shape, 16, conv_width=0)
+
+
 def test_bernoulli_distortion_is_bce_with_logits():
     dec = mlp_decoder((1, 4, 4), latent_dim=2, hidden=(8,))
     z, x = torch.randn(5, 2), torch.rand(5, 1, 4, 4).bernoulli()

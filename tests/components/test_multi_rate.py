@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdvae.components.layers import Gated
 from rdvae.components.multi_rate import (
     ACTIVATIONS,
     BetaGate,
@@ -78,7 +79,8 @@ def test_gated_convolutions_rescale_each_filter(role):
 
 
 def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
-    """mr-mlp at beta == mlp with every layer's rows and bias scaled by that layer's gates."""
+    """mr-mlp at beta == mlp with every layer's rows and bias scaled by that layer's gates (for a
+    gated linear unit a * sigmoid(b): the rows that make a)."""
     shape, beta = (1, 6, 6), 0.37
     torch.manual_seed(5)
     gated = build_model("mr-mlp", shape, latent_dim=3, hidden=[16, 8])
@@ -90,10 +92,13 @@ def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
     assert len(wrapped) == len(linears) == 7   # 2 hidden + loc + variance; 2 hidden + output
     with torch.no_grad():
         for w, lin in zip(wrapped, linears, strict=True):
-            torch.testing.assert_close(w.layer.weight, lin.weight)   # same base weights
+            base = w.layer.layer if isinstance(w.layer, Gated) else w.layer
+            torch.testing.assert_close(base.weight, lin.weight)   # same base weights
             g = expected_gate(w.gate, beta).float()
-            lin.weight.mul_(g[:, None])
-            lin.bias.mul_(g)
+            rows = len(g)   # a GLU layer has 2 * len(g) rows: [a; b]
+            assert rows == lin.out_features // (2 if isinstance(w.layer, Gated) else 1)
+            lin.weight[:rows].mul_(g[:, None])
+            lin.bias[:rows].mul_(g)
     x = torch.rand(7, *shape).round()
     torch.manual_seed(0)
     ours = gated(x, samples=2, beta=beta)

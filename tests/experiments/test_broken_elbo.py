@@ -34,7 +34,8 @@ def test_all_twelve_families_build_train_and_measure():
 def test_cpu_grid_covers_all_twelve_families():
     spec = mnist_spec("cpu")
     families = {p["family"] for p in spec.points}
-    assert len(families) == 12 and len(spec.points) == 12 * 6
+    assert len(families) == 12 and len(spec.points) == 12 * 3 + 1   # and -+v at 0.15 for fig. 4
+    assert {p["beta"] for p in spec.points if p["family"] == "-+v"} == {0.1, 0.15, 1.0, 1.1}
     assert spec.base["kl_anneal_steps"] == 157  # one epoch of 10 000 examples at batch 64
 
 
@@ -45,7 +46,7 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
     toy = result["toy"]
     assert abs(toy["data"]["mutual_information"] - 0.5) < 1e-9
     assert abs(toy["optimal"]["rate"] - 0.5) < 1e-9
-    for form in ("table", "scalar"):
+    for form in ("mixed", "table", "scalar"):
         for key in ("elbo", "target_rate"):
             assert toy[form][key]["rate"] >= -1e-9 and len(toy[form][key]["cluster_masses"]) == 2
         assert (tmp_path / f"toy_fig2_{form}.png").exists()
@@ -61,17 +62,34 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
     assert (tmp_path / "result.json").exists()
 
 
-def test_toy_elbo_training_reaches_minus_h_and_ignores_the_latent():
+@pytest.mark.parametrize("form", ["table", "mixed"])
+def test_toy_elbo_training_reaches_minus_h_and_ignores_the_latent(form):
     data = two_cluster_data(0.5)
-    model = train_toy(data, None, 300, form="table", **TOY_SETTINGS["table"])
+    model = train_toy(data, None, 300, form=form, **TOY_SETTINGS[form])
     rate, distortion = model.rate_distortion(data.p_x)
     assert abs((rate + distortion).item() - data.entropy) < 2e-3  # the global optimum, -ELBO = H
     assert rate.item() < 0.01
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_toy_target_rate_recovers_the_two_clusters_at_half_a_nat(seed):
+    """Appendix E's claim in the mixed reading: D + |0.5 - R| ends at R = 0.5 on the frontier
+    (-ELBO = H) with two clusters of about 70% / 30% that follow the true classes."""
+    data = two_cluster_data(0.5)
+    model = train_toy(data, 0.5, 4000, seed, form="mixed", **TOY_SETTINGS["mixed"])
+    summary = model.summary(data)
+    assert abs(summary["rate"] - 0.5) < 0.02
+    assert abs(-summary["elbo"] - data.entropy) < 1e-3
+    assert abs(summary["cluster_masses"][0] - 0.7) < 0.05
+    assert summary["class_agreement"] > 0.85   # a code drawn from p*(z*|x) itself: 0.936
+
+
+@pytest.mark.slow
 def test_smoke_toy_alone(tmp_path):
     module = reproductions()["broken-elbo"]
     result = module.run("smoke", tmp_path, progress=False, mnist=False)
-    assert set(result["toy"]) == {"optimal", "table", "scalar", "data"}
-    assert "target rate 0.5" in result["toy_table"]
+    assert set(result["toy"]) == {"optimal", "mixed", "table", "scalar", "data", "seeds"}
+    assert [row["seed"] for row in result["toy"]["seeds"]] == [0, 1]
+    assert result["toy"]["seeds"][0]["elbo"]["rate"] == result["toy"]["mixed"]["elbo"]["rate"]
+    assert "target rate 0.5" in result["toy_table"] and "| 1 |" in result["toy_seeds_table"]

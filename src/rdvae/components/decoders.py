@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
-from .layers import check_paper_conv, gated_conv2d, gated_conv_transpose2d, mlp
+from .layers import check_paper_conv, gated_conv2d, gated_conv_transpose2d, mlp, scaled_channels
 
 
 class MLPDecoderTrunk(nn.Module):
@@ -33,21 +33,24 @@ class MLPDecoderTrunk(nn.Module):
 class SimpleDeconvTrunk(nn.Module):
     """Deconv(64,H/4,valid) Deconv(64,5,1) Deconv(64,5,2) Deconv(32,5,1) Deconv(32,5,2)
     Deconv(32,4,1), all gated, then a linear Conv(C,5,1). Stride-1 'same' transposed
-    convolutions are convolutions with a flipped kernel, so they are written as Conv2d."""
+    convolutions are convolutions with a flipped kernel, so they are written as Conv2d.
+    `conv_width` scales every hidden channel count (as in SimpleConvTrunk)."""
 
-    def __init__(self, latent_dim: int, event_shape: Sequence[int], activation: str = "glu"):
+    def __init__(self, latent_dim: int, event_shape: Sequence[int], activation: str = "glu",
+                 conv_width: float = 1.0):
         super().__init__()
         channels, height, width = check_paper_conv(event_shape, activation, "deconv decoder")
         self.event_shape = tuple(event_shape)
+        c32, c64 = scaled_channels(32, conv_width), scaled_channels(64, conv_width)
         self.net = nn.Sequential(
-            gated_conv_transpose2d(latent_dim, 64, (height // 4, width // 4), 1, 0),
-            gated_conv2d(64, 64, 5),
-            gated_conv_transpose2d(64, 64, 5, 2, padding=2, output_padding=1),
-            gated_conv2d(64, 32, 5),
-            gated_conv_transpose2d(32, 32, 5, 2, padding=2, output_padding=1),
+            gated_conv_transpose2d(latent_dim, c64, (height // 4, width // 4), 1, 0),
+            gated_conv2d(c64, c64, 5),
+            gated_conv_transpose2d(c64, c64, 5, 2, padding=2, output_padding=1),
+            gated_conv2d(c64, c32, 5),
+            gated_conv_transpose2d(c32, c32, 5, 2, padding=2, output_padding=1),
             nn.ZeroPad2d((1, 2, 1, 2)),  # TF-style 'same' padding for the even kernel
-            gated_conv2d(32, 32, 4, padding=0),
-            nn.Conv2d(32, channels, 5, padding="same"),
+            gated_conv2d(c32, c32, 4, padding=0),
+            nn.Conv2d(c32, channels, 5, padding="same"),
         )
 
     def forward(self, z: Tensor) -> Tensor:
@@ -73,8 +76,9 @@ def mlp_decoder(event_shape, latent_dim: int, hidden=(256, 512), activation="glu
     return BernoulliDecoder(MLPDecoderTrunk(latent_dim, hidden, event_shape, activation), event_shape)
 
 
-def simple_deconv_decoder(event_shape, latent_dim: int, activation="glu") -> BernoulliDecoder:
-    return BernoulliDecoder(SimpleDeconvTrunk(latent_dim, event_shape, activation), event_shape)
+def simple_deconv_decoder(event_shape, latent_dim: int, activation="glu", conv_width: float = 1.0
+                          ) -> BernoulliDecoder:
+    return BernoulliDecoder(SimpleDeconvTrunk(latent_dim, event_shape, activation, conv_width), event_shape)
 
 
 # The Gaussian decoder (fixed, learned, optimal or per-dimension variance) lives in

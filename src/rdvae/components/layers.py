@@ -53,6 +53,13 @@ def check_paper_conv(event_shape, activation: str, what: str) -> tuple[int, int,
     return channels, height, width
 
 
+def scaled_channels(channels: int, width: float) -> int:
+    """A paper channel count scaled by `width` (> 0), at least 1."""
+    if not width > 0:
+        raise ValueError(f"conv_width must be > 0 (1.0 is the paper's stack), got {width}")
+    return max(1, round(channels * width))
+
+
 def dense(in_features: int, out_features: int, activation: str) -> nn.Module:
     """One hidden layer: a gated unit, or a linear map followed by a pointwise nonlinearity."""
     if activation == "glu":

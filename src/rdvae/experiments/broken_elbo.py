@@ -14,12 +14,13 @@ resampled, and samples). Every run gets a regime label (see `regime`). Scales:
     smoke  digits (8x8), families -+v, --v, +++ at beta 0.1 and 1.1, tiny widths, 1 epoch;
            toy 300 steps (seconds, for tests)
     cpu    binarized MNIST, the first 10 000 training images (validation and test: 2 000 each),
-           all 12 families x beta {0.1, 0.15, 0.5, 1.0, 1.1, 3.0}, reduced widths (MADE 3 x 128,
-           PixelCNN 16 channels, 3 levels, 1 resnet layer per block, 100 pseudo-inputs),
-           5 epochs, KL annealing over the first epoch, Adam 1e-3 (constant, then linear to 0);
-           toy 10 000 steps
+           all 12 families x beta {0.1, 1.0, 1.1}, and -+v also at 0.15 (fig. 4), reduced widths
+           (conv stacks at 1/4 of the paper's channels, MADE 3 x 128, PixelCNN 16 channels,
+           3 levels, 1 resnet layer per block, 100 pseudo-inputs), 3 epochs of batch 64, KL
+           annealing over the first epoch, Adam 1e-3 (constant, then linear to 0); 37 runs,
+           about 2 CPU-hours; toy 10 000 steps
     paper  binarized MNIST (50k/10k/10k), all 12 families x 13 betas in [0.1, 10], with and
-           without KL annealing, the paper's sizes (MADE 3 x 640, PixelCNN 64 channels, two
+           without KL annealing, the paper's sizes (full conv stacks, MADE 3 x 640, PixelCNN 64 channels, two
            resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
            gradients, constant for 100 epochs then linear to 0 (for a GPU)
 
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..components.two_cluster_toy import FORMS
 from ..data import load_dataset
 from ..plots import plot_sweep, reconstruction_grid, samples_grid, save_figure
 from ..plots.sweep_figures import pick_inputs
@@ -66,19 +68,23 @@ SCALES = {
         anneal=(1,), epochs=1, batch_size=128, lr=1e-3, lr_schedule="constant", normalized_gradients=False,
         latent_dim=8, model={"made_hidden": [16, 16, 16], "pixelcnn_channels": 8, "pixelcnn_levels": 2,
                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 10},
-        train_examples=None, eval_examples=None, toy_steps=300, grid_examples=3, decoder_draws=2),
+        extra_pairs=(), train_examples=None, eval_examples=None, toy_steps=300, toy_seeds=2, grid_examples=3,
+        decoder_draws=2),
     "cpu": dict(
-        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=(0.1, 0.15, 0.5, 1.0, 1.1, 3.0),
-        anneal=(1,), epochs=5, batch_size=64, lr=1e-3, lr_schedule="paper", normalized_gradients=False,
+        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=(0.1, 1.0, 1.1),
+        extra_pairs=((FIG4_FAMILY, 0.15),), anneal=(1,), epochs=3, batch_size=64, lr=1e-3,
+        lr_schedule="paper", normalized_gradients=False,
         latent_dim=64, model={"made_hidden": [128, 128, 128], "pixelcnn_channels": 16, "pixelcnn_levels": 3,
-                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 100},
-        train_examples=10000, eval_examples=2000, toy_steps=10000, grid_examples=5, decoder_draws=5),
+                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 100, "conv_width": 0.25},
+        train_examples=10000, eval_examples=2000, toy_steps=10000, toy_seeds=10, grid_examples=5,
+        decoder_draws=5),
     "paper": dict(
         dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=PAPER_BETAS, anneal=(0, 10),
         epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
         latent_dim=64, model={"made_hidden": [640, 640, 640], "pixelcnn_channels": 64, "pixelcnn_levels": 3,
                               "pixelcnn_resnet_layers": 2, "pseudo_inputs": 500},
-        train_examples=None, eval_examples=None, toy_steps=10000, grid_examples=5, decoder_draws=5),
+        extra_pairs=(), train_examples=None, eval_examples=None, toy_steps=10000, toy_seeds=10,
+        grid_examples=5, decoder_draws=5),
 }
 
 # --- regimes -------------------------------------------------------------------------------
@@ -137,8 +143,10 @@ def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequenc
             "model": dict(s["model"]), "epochs": s["epochs"], "batch_size": s["batch_size"], "lr": s["lr"],
             "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
             "eval_batch_size": 500}
-    axes = ([[{"family": f, "beta": b} for f, b in pairs]] if pairs
-            else [sweep("family", families), sweep("beta", betas)])
+    if not pairs:  # the grid, then the fig. 4 betas of -+v that it lacks
+        pairs = [(f, b) for f in families for b in betas]
+        pairs += [(f, b) for f, b in s["extra_pairs"] if f in families and (f, b) not in pairs]
+    axes = [[{"family": f, "beta": b} for f, b in pairs]]
     anneal = [epochs * steps_per_epoch for epochs in s["anneal"]]
     if len(anneal) == 1:
         base["kl_anneal_steps"] = anneal[0]
@@ -248,7 +256,7 @@ def toy_table(toy: dict) -> str:
     lines = ["| model | objective | R (nats) | D (nats) | ELBO | clusters (q mass) | cluster = class | "
              "paper R | paper clusters |", "|---|---|---|---|---|---|---|---|---|"]
     entries = [("true process", "optimal (2 states)", toy["optimal"], {})]
-    for form in ("table", "scalar"):
+    for form in FORMS:
         if form in toy:
             entries += [(form, "ELBO", toy[form]["elbo"], PAPER_TOY["elbo"]),
                         (form, "target rate 0.5", toy[form]["target_rate"], PAPER_TOY["target_rate"])]
@@ -258,6 +266,19 @@ def toy_table(toy: dict) -> str:
         lines.append(f"| {form} | {label} | {res['rate']:.4f} | {res['distortion']:.4f} | "
                      f"{res['elbo']:.4f} | {masses} | {res['class_agreement']:.1%} | "
                      f"{paper.get('rate', '')} | {paper_masses} |")
+    return "\n".join(lines)
+
+
+def toy_seeds_table(seeds: list[dict], entropy: float) -> str:
+    """The main reading trained from several initialisations: one line per seed."""
+    lines = ["| seed | ELBO: R | ELBO: -ELBO - H | target 0.5: R | target 0.5: D | clusters | "
+             "cluster = class |",
+             "|---|---|---|---|---|---|---|"]
+    for row in seeds:
+        e, t = row["elbo"], row["target_rate"]
+        masses = " / ".join(f"{m:.1%}" for m in t["cluster_masses"])
+        lines.append(f"| {row['seed']} | {e['rate']:.4f} | {-e['elbo'] - entropy:.4f} | {t['rate']:.4f} | "
+                     f"{t['distortion']:.4f} | {masses} | {t['class_agreement']:.1%} |")
     return "\n".join(lines)
 
 
@@ -278,13 +299,16 @@ def run(scale: str, out: Path, progress: bool = True, families: Sequence[str] | 
     started = time.monotonic()
     result: dict = {"scale": scale}
     if toy:
-        toy_out = run_toy(out, s["toy_steps"], progress=progress)
+        toy_out = run_toy(out, s["toy_steps"], progress=progress, seeds=s["toy_seeds"])
         write_json(out / "toy.json", toy_out)
         keys = ("rate", "distortion", "cluster_masses", "class_agreement")
         result["toy"] = {"optimal": {k: toy_out["optimal"][k] for k in keys}}
-        for form in ("table", "scalar"):
+        for form in FORMS:
             result["toy"][form] = {obj: {k: toy_out[form][obj][k] for k in keys}
                                    for obj in ("elbo", "target_rate")}
+        if "seeds" in toy_out:
+            result["toy"]["seeds"] = toy_out["seeds"]
+            result["toy_seeds_table"] = toy_seeds_table(toy_out["seeds"], toy_out["data"]["entropy"])
         result["toy"]["data"] = {k: toy_out["data"][k] for k in ("sigma", "centres", "mutual_information",
                                                                  "entropy")}
         result["toy_table"] = toy_table(toy_out)

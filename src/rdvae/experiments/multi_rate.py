@@ -39,7 +39,7 @@ BETAS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 SCALES = {
     "smoke": dict(dataset="digits", binarize="dynamic", families=("mlp", "mr-mlp"), epochs=1,
                   latent_dim=4, model={"hidden": [32]}, betas=(0.1, 1.0, 10.0), dense=5, batch_size=64),
-    "cpu": dict(dataset="binarized-mnist", binarize=None, families=("mlp", "mr-mlp"), epochs=4,
+    "cpu": dict(dataset="binarized-mnist", binarize=None, families=("mlp", "mr-mlp"), epochs=20,
                 latent_dim=32, model={"hidden": [512, 256]}, betas=BETAS, dense=25, batch_size=128),
     "paper": dict(dataset="binarized-mnist", binarize=None, families=("---", "mr-conv"), epochs=200,
                   latent_dim=64, model={}, betas=BETAS, dense=41, batch_size=128),
