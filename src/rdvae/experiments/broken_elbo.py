@@ -76,8 +76,8 @@ SCALES = {
         lr_schedule="paper", normalized_gradients=False,
         latent_dim=64, model={"made_hidden": [128, 128, 128], "pixelcnn_channels": 16, "pixelcnn_levels": 3,
                               "pixelcnn_resnet_layers": 1, "pseudo_inputs": 100, "conv_width": 0.25},
-        train_examples=10000, eval_examples=2000, toy_steps=10000, toy_seeds=10, grid_examples=5,
-        decoder_draws=5),
+        train_examples=10000, eval_examples=2000, toy_steps=10000, toy_seeds=10, grid_examples=4,
+        decoder_draws=2),
     "paper": dict(
         dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=PAPER_BETAS, anneal=(0, 10),
         epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
