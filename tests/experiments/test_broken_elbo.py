@@ -93,3 +93,20 @@ def test_smoke_toy_alone(tmp_path):
     assert [row["seed"] for row in result["toy"]["seeds"]] == [0, 1]
     assert result["toy"]["seeds"][0]["elbo"]["rate"] == result["toy"]["mixed"]["elbo"]["rate"]
     assert "target rate 0.5" in result["toy_table"] and "| 1 |" in result["toy_seeds_table"]
+
+
+def test_a_finished_run_is_evaluated_again_not_retrained_when_the_evaluation_split_grows(tmp_path):
+    from rdvae.experiments.broken_elbo import run_mnist
+    from rdvae.rundir import RunDir
+
+    small = dict(train_examples=64, eval_examples=40, epochs=1)
+    run_mnist("smoke", tmp_path, families=["--v"], betas=[1.1], progress=False, overrides=small, shard=(0, 1))
+    run_dir = next((tmp_path / "runs").iterdir())
+    before = RunDir(run_dir).read_summary()
+    weights = (run_dir / "model.safetensors").read_bytes()
+    assert before["examples"] == 40
+    run_mnist("smoke", tmp_path, families=["--v"], betas=[1.1], progress=False,
+              overrides={**small, "eval_examples": None}, shard=(0, 1))
+    after = RunDir(run_dir).read_summary()
+    assert after["examples"] > 40 and after["train_seconds"] == before["train_seconds"]
+    assert (run_dir / "model.safetensors").read_bytes() == weights
