@@ -86,19 +86,28 @@ def run_toy(out: Path, steps: int, target_rate: float = 0.5, seed: int = 0, prog
         "seed": seed,
     }
 
-    def trained(form: str, key: str, target, at_seed: int) -> dict:
-        model = train_toy(data, target, steps, at_seed, form=form, progress=progress, **TOY_SETTINGS[form])
-        return {"target_rate": target, **model.summary(data), "encoder": model.encoder().exp().tolist()}
-
     objectives = (("elbo", None), ("target_rate", target_rate))
+
+    def trained(form: str, at_seed: int) -> dict:
+        """Both objectives from the same initialisation."""
+        found = {}
+        for key, target in objectives:
+            model = train_toy(data, target, steps, at_seed, form=form, progress=progress,
+                              **TOY_SETTINGS[form])
+            found[key] = {"target_rate": target, **model.summary(data),
+                          "encoder": model.encoder().exp().tolist()}
+        return found
+
     for form in forms:
-        results[form] = {key: trained(form, key, target, seed) for key, target in objectives}
+        results[form] = trained(form, seed)
         figure_toy(results, form, out / f"toy_fig2_{form}")
     if seeds > 1 and MAIN_FORM in forms:
         keep = ("rate", "distortion", "elbo", "cluster_masses", "class_agreement")
-        results["seeds"] = [{"seed": seed + k, **{
-            key: {f: (results[MAIN_FORM][key] if k == 0 else trained(MAIN_FORM, key, target, seed + k))[f]
-                  for f in keep} for key, target in objectives}} for k in range(seeds)]
+        results["seeds"] = []
+        for k in range(seeds):
+            runs = results[MAIN_FORM] if k == 0 else trained(MAIN_FORM, seed + k)
+            results["seeds"].append({"seed": seed + k, **{key: {f: runs[key][f] for f in keep}
+                                                          for key, _ in objectives}})
     return results
 
 
