@@ -12,13 +12,13 @@ and the fig. 4 panel: family -+v at beta in {0.1, 0.15, 1.0, 1.1} (reconstructio
 resampled, and samples). Every run gets a regime label (see `regime`). Scales:
 
     smoke  digits (8x8), families -+v, --v, +++ at beta 0.1 and 1.1, tiny widths, 1 epoch;
-           toy 300 steps (seconds, for tests)
+           toy 300 steps, 2 seeds (seconds, for tests)
     cpu    binarized MNIST, the first 10 000 training images (validation and test: all 10 000),
            all 12 families x beta {0.1, 1.0, 1.1}, and -+v also at 0.15 (fig. 4), reduced widths
            (conv stacks at 1/4 of the paper's channels, MADE 3 x 128, PixelCNN 16 channels,
            3 levels, 1 resnet layer per block, 100 pseudo-inputs), 3 epochs of batch 64, KL
            annealing over the first epoch, Adam 1e-3 (constant, then linear to 0); 37 runs,
-           about 2 CPU-hours; toy 10 000 steps
+           about 2 CPU-hours; toy 10 000 steps, the mixed reading from 10 seeds
     paper  binarized MNIST (50k/10k/10k), all 12 families x 13 betas in [0.1, 10], with and
            without KL annealing, the paper's sizes (full conv stacks, MADE 3 x 640, PixelCNN 64 channels, two
            resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
