@@ -20,8 +20,8 @@ resampled, and samples). Every run gets a regime label (see `regime`). Scales:
            annealing over the first epoch, Adam 1e-3 (constant, then linear to 0); 37 runs,
            about 2 CPU-hours; toy 10 000 steps, the mixed reading from 10 seeds
     paper  binarized MNIST (50k/10k/10k), all 12 families x 13 betas in [0.1, 10], with and
-           without KL annealing, the paper's sizes (full conv stacks, MADE 3 x 640, PixelCNN 64 channels, two
-           resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
+           without KL annealing, the paper's sizes (full conv stacks, MADE 3 x 640, PixelCNN 64
+           channels, two resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
            gradients, constant for 100 epochs then linear to 0 (for a GPU)
 
 `run(..., families=..., betas=...)` restricts the grid (the same settings otherwise), for
@@ -40,12 +40,11 @@ from tqdm.auto import tqdm
 
 from ..components.two_cluster_toy import FORMS
 from ..data import load_dataset
-from ..evaluate import evaluate_model
 from ..plots import plot_sweep, reconstruction_grid, samples_grid, save_figure
 from ..plots.sweep_figures import pick_inputs
 from ..rundir import RunDir, write_json
 from ..sweep import SweepSpec, product, run_sweep, sweep
-from ..train import load_run, train
+from ..train import final_evaluation, load_run, train
 from . import check_scale
 from ._broken_elbo_toy import PAPER as PAPER_TOY
 from ._broken_elbo_toy import run_toy
@@ -209,9 +208,7 @@ def _reevaluate(run_dir: Path, data) -> dict:
     """Evaluate a finished run again on its final split of `data` (not retrained) and update
     its summary: for runs whose evaluation split was changed after they were trained."""
     trained = load_run(run_dir, device="cpu", dataset=data)
-    config = trained.config
-    final = evaluate_model(trained.model, data.split(config.final_split), iw_samples=config.iw_samples,
-                           batch_size=config.eval_batch_size, seed=config.seed)
+    final = final_evaluation(trained.model, data.split(trained.config.final_split), trained.config)
     return trained.run.update_summary(**final)
 
 

@@ -2,8 +2,8 @@
 
 from .checkpoint import load_weights, save_weights
 from .config import ConfigError, TrainConfig
-from .loop import TrainingDiverged, build_for_config, train
+from .loop import TrainingDiverged, build_for_config, final_evaluation, train
 from .restore import TrainedRun, load_run
 
 __all__ = ["ConfigError", "TrainConfig", "TrainedRun", "TrainingDiverged", "build_for_config",
-           "load_run", "load_weights", "save_weights", "train"]
+           "final_evaluation", "load_run", "load_weights", "save_weights", "train"]

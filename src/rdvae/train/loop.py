@@ -45,6 +45,14 @@ def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr)
 
 
+def final_evaluation(model: torch.nn.Module, x: torch.Tensor, config: TrainConfig,
+                     progress: bool = False) -> dict:
+    """The evaluation a finished run's summary holds: `x` (its final split) with the config's
+    IW samples, batch size, seed and precision."""
+    return evaluate_model(model, x, iw_samples=config.iw_samples, batch_size=config.eval_batch_size,
+                          seed=config.seed, precision=config.precision, progress=progress)
+
+
 def _normalize_gradients(params: list[torch.nn.Parameter], eps: float = 1e-8) -> None:
     """Normalized gradients (Yu et al. 2017): each parameter tensor's gradient scaled to unit norm."""
     for p in params:
@@ -259,9 +267,7 @@ class Trainer:
 
     def finish(self) -> dict:
         config = self.config
-        final = evaluate_model(self.model, self.final_x, iw_samples=config.iw_samples,
-                               batch_size=config.eval_batch_size, seed=config.seed,
-                               precision=config.precision, progress=self.progress)
+        final = final_evaluation(self.model, self.final_x, config, progress=self.progress)
         summary = {
             **final,
             "status": "done",
