@@ -167,7 +167,8 @@ def test_per_example_gating_gradients_match_finite_differences(role, kind):
     out = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
 
     def f(out, weight, bias):
-        return PerExampleGating.apply(out, eta, weight, bias, role == "decoder", kind == "linear")
+        eta_ones = torch.stack([eta, torch.ones_like(eta)])
+        return PerExampleGating.apply(out, eta_ones, weight, bias, role == "decoder", kind == "linear")
 
     assert torch.autograd.gradcheck(f, (out, weight, bias))
     # and the same values as the plain gate times the layer output
@@ -182,6 +183,27 @@ def test_decoder_gate_is_zero_with_zero_gradient_where_relu_cuts():
     torch.testing.assert_close(g, torch.tensor([math.sqrt(1 - math.exp(-1.0)), 0.0, 0.0]))
     g.sum().backward()
     assert torch.isfinite(pre.grad).all() and pre.grad[1:].eq(0).all() and pre.grad[0] < 0
+
+
+def test_per_example_betas_are_standardized_once_and_scoped():
+    """conditioned_on standardizes a tensor of betas once for every gate; the result equals
+    each gate standardizing on its own, and the shared [eta; 1] is gone after the block."""
+    torch.manual_seed(0)
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    x = torch.rand(5, 1, 6, 6).round()
+    betas = torch.tensor([0.01, 0.3, 1.0, 4.0, 10.0])
+    gates = beta_gates(model)
+    with conditioned_on(model, betas):
+        shared = {id(g.eta_ones) for g in gates}
+        assert len(shared) == 1
+        torch.testing.assert_close(gates[0].eta_ones[0], gates[0].standardize(betas))
+        torch.manual_seed(1)
+        cached = model(x).distortion
+    assert all(g.eta_ones is None and g.beta is None for g in gates)
+    for g in gates:   # set by hand: every layer standardizes for itself
+        g.beta = betas
+    torch.manual_seed(1)
+    torch.testing.assert_close(model(x).distortion, cached)
 
 
 def test_conditioning_is_scoped_and_checked():

@@ -113,9 +113,12 @@ class BetaGate(nn.Module):
         # the standardization is part of the model: saved with the weights
         self.register_buffer("log_beta_mean", torch.tensor(mean))
         self.register_buffer("log_beta_std", torch.tensor(std))
+        self.moments = (mean, std)
         self.weight = nn.Parameter(torch.zeros(features))
         self.bias = nn.Parameter(torch.full((features,), INVERSE[role](INITIAL_GATE)))
         self.beta: Tensor | float | None = None   # set by conditioned_on
+        # per-example betas, standardized once for all gates: [eta; 1] of shape [2, B]
+        self.eta_ones: Tensor | None = None
 
     def standardize(self, beta: Tensor | float) -> Tensor:
         log_beta = torch.as_tensor(beta, dtype=self.weight.dtype, device=self.weight.device).log()
@@ -159,7 +162,8 @@ class BetaGated(nn.Module):
                     "on a single beta instead (e.g. for a VampPrior's pseudo-inputs)")
             if self.unit_dim != -1 and self.unit_dim != 1:
                 raise ValueError(f"unsupported unit dimension {self.unit_dim}")
-            return PerExampleGating.apply(out, gate.standardize(beta), gate.weight, gate.bias,
+            eta_ones = gate.eta_ones if gate.eta_ones is not None else eta_with_ones(gate, beta)
+            return PerExampleGating.apply(out, eta_ones, gate.weight, gate.bias,
                                            gate.role == "decoder", self.unit_dim == -1)
         g = gate(beta)
         shape = [1] * out.dim()
@@ -167,27 +171,35 @@ class BetaGated(nn.Module):
         return out * g.reshape(shape).to(out.dtype)
 
 
+def eta_with_ones(gate: BetaGate, beta: Tensor) -> Tensor:
+    """[eta; 1], shape [2, B]: the standardized log betas and a row of ones, the inputs of the
+    gates' affine map w eta + b (backward: [2, B] @ [B, C] gives d/dw and d/db at once)."""
+    eta = gate.standardize(beta)
+    return torch.stack([eta, torch.ones_like(eta)])
+
+
 class PerExampleGating(torch.autograd.Function):
     """y = out * g with g[b, c] = act(w_c eta_b + b_c) broadcast over the S samples of a batch
     laid out sample-major (out [S*B, C] or [S*B, C, H, W]): the same function as BetaGate and a
     product, in fewer passes over [B, C] than autograd takes (gate derivatives from g alone:
-    g (1 - g) for the sigmoid, (g - 1/g) / 2 for the decoder's sqrt gate, 0 where it is cut)."""
+    g (1 - g) for the sigmoid, (g - 1/g) / 2 for the decoder's sqrt gate, 0 where it is cut).
+    eta_ones is [eta; 1] (eta_with_ones), shared by all the gates of a model."""
 
     @staticmethod
-    def forward(ctx, out, eta, weight, bias, decoder: bool, linear: bool):
-        batch = eta.shape[0]
-        pre = torch.addmm(bias, eta.unsqueeze(1), weight.unsqueeze(0))           # [B, C]
+    def forward(ctx, out, eta_ones, weight, bias, decoder: bool, linear: bool):
+        batch = eta_ones.shape[1]
+        pre = torch.addmm(bias, eta_ones[0].unsqueeze(1), weight.unsqueeze(0))    # [B, C]
         g = sqrt_gate_(pre) if decoder else pre.sigmoid_()
         view = (-1, batch, g.shape[1]) + (() if linear else (1,) * (out.dim() - 2))
         y = (out.view(-1, batch, *out.shape[1:]) * g.view(view).to(out.dtype)).view(out.shape)
-        ctx.save_for_backward(out, eta, g)
+        ctx.save_for_backward(out, eta_ones, g)
         ctx.decoder, ctx.view = decoder, view
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        out, eta, g = ctx.saved_tensors
-        batch = eta.shape[0]
+        out, eta_ones, g = ctx.saved_tensors
+        batch = eta_ones.shape[1]
         grad_rows = grad.view(-1, batch, *grad.shape[1:])
         grad_out = (grad_rows * g.view(ctx.view).to(grad.dtype)).view(grad.shape)
         dg = grad_rows * out.view(-1, batch, *out.shape[1:])
@@ -198,7 +210,7 @@ class PerExampleGating(torch.autograd.Function):
             dpre = sqrt_gate_slope(g).mul_(dg)
         else:
             dpre = torch.ops.aten.sigmoid_backward(dg, g)          # dg * g (1 - g), one pass
-        sums = torch.stack([eta, torch.ones_like(eta)]) @ dpre     # [2, C]: d/dw, d/db
+        sums = eta_ones @ dpre                                     # [2, C]: d/dw, d/db
         return grad_out, None, sums[0], sums[1], None, None
 
 
@@ -241,14 +253,19 @@ def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module
             beta = float(beta)
     elif not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a positive finite number, got {beta!r}")
-    previous = [g.beta for g in gates]
+    previous = [(g.beta, g.eta_ones) for g in gates]
+    shared: dict[tuple[float, float], Tensor] = {}   # one [eta; 1] per training range
     for g in gates:
-        g.beta = beta
+        g.beta, g.eta_ones = beta, None
+        if isinstance(beta, Tensor):
+            if g.moments not in shared:
+                shared[g.moments] = eta_with_ones(g, beta).detach()
+            g.eta_ones = shared[g.moments]
     try:
         yield model
     finally:
-        for g, old in zip(gates, previous, strict=True):
-            g.beta = old
+        for g, (old_beta, old_eta) in zip(gates, previous, strict=True):
+            g.beta, g.eta_ones = old_beta, old_eta
 
 
 def multi_rate_encoder(encoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],

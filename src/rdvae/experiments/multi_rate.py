@@ -38,11 +38,14 @@ DESCRIPTION = ("Multi-Rate VAE: one beta-conditioned run vs separate beta-VAE ru
 BETAS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 SCALES = {
     "smoke": dict(dataset="digits", binarize="dynamic", families=("mlp", "mr-mlp"), epochs=1,
-                  latent_dim=4, model={"hidden": [32]}, betas=(0.1, 1.0, 10.0), dense=5, batch_size=64),
-    "cpu": dict(dataset="binarized-mnist", binarize=None, families=("mlp", "mr-mlp"), epochs=20,
-                latent_dim=32, model={"hidden": [512, 256]}, betas=BETAS, dense=25, batch_size=128),
+                  latent_dim=4, model={"hidden": [32]}, betas=(0.1, 1.0, 10.0), dense=5, batch_size=64,
+                  lr_schedule="constant"),
+    "cpu": dict(dataset="binarized-mnist", binarize=None, families=("mlp", "mr-mlp"), epochs=40,
+                latent_dim=32, model={"hidden": [512, 256]}, betas=BETAS, dense=25, batch_size=128,
+                lr_schedule="cosine"),
     "paper": dict(dataset="binarized-mnist", binarize=None, families=("---", "mr-conv"), epochs=200,
-                  latent_dim=64, model={}, betas=BETAS, dense=41, batch_size=128),
+                  latent_dim=64, model={}, betas=BETAS, dense=41, batch_size=128,
+                  lr_schedule="cosine"),
 }
 BETA_RANGE = (0.01, 10.0)   # the multi-rate training range (the paper's a, b)
 SEED = 0
@@ -51,7 +54,8 @@ SEED = 0
 def _configs(s: dict) -> tuple[dict, TrainConfig]:
     plain, gated = s["families"]
     base = {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
-            "model": s["model"], "epochs": s["epochs"], "batch_size": s["batch_size"], "seed": SEED}
+            "model": s["model"], "epochs": s["epochs"], "batch_size": s["batch_size"],
+            "lr_schedule": s["lr_schedule"], "seed": SEED}
     multi_rate = TrainConfig(**{**base, "family": gated, "multi_rate": True,
                                 "beta_min": BETA_RANGE[0], "beta_max": BETA_RANGE[1]}).validated()
     return {**base, "family": plain}, multi_rate

@@ -14,7 +14,7 @@ from ..objectives import ObjectiveError, make_objective
 from ..objectives.multi_rate import make_multi_rate_objective
 from ..presets import UnknownFamilyError, resolve_family
 
-LR_SCHEDULES = ("constant", "paper")
+LR_SCHEDULES = ("constant", "paper", "cosine")
 
 
 class ConfigError(ValueError):
@@ -53,7 +53,8 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"      # "paper": constant for half the epochs, then linear to 0
+    lr_schedule: str = "constant"      # "paper": constant for half the epochs, then linear to 0;
+    #                                    "cosine": 5% linear warm-up, then cosine decay to 0
     normalized_gradients: bool = False
     seed: int = 0
     precision: str = "fp32"
