@@ -44,7 +44,35 @@ def test_finished_run_is_not_retrained_and_existing_run_is_protected(tmp_path):
     with pytest.raises(ConfigError, match="--resume"):
         train(config, tmp_path / "r", progress=False)
     with pytest.raises(ConfigError, match="different config"):
-        train(TrainConfig(**{**SMALL, "epochs": 2}), tmp_path / "r", resume=True, progress=False)
+        train(TrainConfig(**{**SMALL, "epochs": 1, "lr": 3e-3}), tmp_path / "r", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "paper"])
+def test_a_finished_run_extended_to_more_epochs_equals_the_longer_run(tmp_path, schedule):
+    """Two epochs at a constant rate, then resumed with 4 epochs: the same weights as a
+    4-epoch run from scratch, with a constant rate or with the 'paper' schedule (constant for
+    its first half, the two epochs already taken)."""
+    short = train(TrainConfig(**SMALL, epochs=2), tmp_path / "ext", progress=False)
+    longer = TrainConfig(**SMALL, epochs=4, lr_schedule=schedule)
+    extended = train(longer, tmp_path / "ext", resume=True, progress=False)
+    full = train(longer, tmp_path / "full", progress=False)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "ext")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert extended["elbo"] == full["elbo"] != short["elbo"]
+    assert extended["status"] == "done" and extended["epochs"] == 4
+    assert [m["epoch"] for m in RunDir(tmp_path / "ext").read_metrics()] == [1, 2, 3, 4]
+    assert RunDir(tmp_path / "ext").read_config()["epochs"] == 4
+
+
+def test_extending_is_refused_where_the_learning_rates_taken_would_change(tmp_path):
+    train(TrainConfig(**SMALL, epochs=2, lr_schedule="paper"), tmp_path / "r", progress=False)
+    for epochs, schedule in ((4, "paper"), (4, "cosine"), (1, "paper")):
+        match = "another learning rate" if epochs > 2 else "different config"
+        with pytest.raises(ConfigError, match=match):
+            train(TrainConfig(**SMALL, epochs=epochs, lr_schedule=schedule), tmp_path / "r", resume=True,
+                  progress=False)
+    assert RunDir(tmp_path / "r").read_config()["epochs"] == 2   # nothing was changed
+    assert RunDir(tmp_path / "r").read_summary()["status"] == "done"
 
 
 class NanAfter(BetaObjective):

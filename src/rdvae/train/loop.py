@@ -67,18 +67,26 @@ def _split(ds, name: str) -> torch.Tensor:
     return x
 
 
-def _check_resume(run: RunDir, config: TrainConfig | None) -> TrainConfig:
+# settings that a resumed run may change: more epochs (and the schedule that goes with them),
+# as long as every step already taken keeps its learning rate
+EXTENDABLE = ("epochs", "lr_schedule")
+
+
+def _check_resume(run: RunDir, config: TrainConfig | None) -> tuple[TrainConfig, TrainConfig | None]:
+    """The config to continue `run` with, and the saved one when the given config extends it
+    (more epochs); any other difference is refused."""
     saved = TrainConfig.from_dict(run.read_config())
-    if config is not None:
-        diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-                if getattr(config, k) != v}
-        if diff:
-            details = ", ".join(f"{k}: saved {a!r} vs given {b!r}" for k, (a, b) in diff.items())
-            raise ConfigError(
-                f"cannot resume {run.path} with a different config ({details}); "
-                "resume without changing settings, or train into a new --out"
-            )
-    return saved
+    if config is None:
+        return saved, None
+    diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
+    if not diff:
+        return saved, None
+    if set(diff) <= set(EXTENDABLE) and config.epochs > saved.epochs:
+        return config, saved
+    details = ", ".join(f"{k}: saved {a!r} vs given {b!r}" for k, (a, b) in diff.items())
+    raise ConfigError(
+        f"cannot resume {run.path} with a different config ({details}); resume without changing "
+        "settings (or with more --epochs, to train it longer), or train into a new --out")
 
 
 def train(config: TrainConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
@@ -87,12 +95,16 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
 
     resume=True continues the run in `out` from its last checkpoint (config None: the saved
     one); the result equals that of an uninterrupted run with the same seed on the CPU.
-    A finished run is not retrained: its summary is returned.
+    A finished run is not retrained: its summary is returned, unless `config` gives it more
+    epochs (and possibly another lr_schedule): then it is trained on to the new end, which is
+    allowed only where every step already taken had the learning rate the new schedule gives
+    it, so that the result is again that of an uninterrupted run of the new length.
     """
     run = RunDir(out)
+    shorter = None
     if resume and run.exists:
-        config = _check_resume(run, config)
-        if run.read_summary().get("status") == "done":
+        config, shorter = _check_resume(run, config)
+        if shorter is None and run.read_summary().get("status") == "done":
             return run.read_summary()
     elif run.exists:
         raise ConfigError(
@@ -102,12 +114,16 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
     config.validated()
     run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config.to_dict())
     trainer = Trainer(config, run, dataset, objective, progress, on_step)
     if resume and (run / TRAINER_STATE).exists():
         trainer.restore()
     else:
         (run / METRICS).unlink(missing_ok=True)
+    if shorter is not None:
+        trainer.check_extends(shorter)
+        if run.read_summary():
+            run.update_summary(status="extending", epochs=config.epochs)
+    run.write_config(config.to_dict())
     return trainer.fit()
 
 
@@ -158,6 +174,21 @@ class Trainer:
         self.shuffle.set_state(rng["shuffle"])
         epoch = self.counters["epoch"]
         self.run.keep_metrics(m for m in self.run.read_metrics() if m["epoch"] <= epoch)
+
+    def check_extends(self, shorter: TrainConfig) -> None:
+        """Refuse to continue a run trained under `shorter` (fewer epochs) to this config's end
+        if any step already taken would have had another learning rate."""
+        done = self.counters["step"]
+        before = self.steps_per_epoch * shorter.epochs
+        changed = next((s for s in range(done) if lr_factor(shorter.lr_schedule, s, before)
+                        != lr_factor(self.config.lr_schedule, s, self.total_steps)), None)
+        if changed is not None:
+            raise ConfigError(
+                f"cannot extend {self.run.path} from {shorter.epochs} to {self.config.epochs} epochs: "
+                f"under lr_schedule {self.config.lr_schedule!r} step {changed} (of the {done} already "
+                f"taken) would have had another learning rate than under the saved {shorter.lr_schedule!r} "
+                f"schedule for {shorter.epochs} epochs; train a new run with --out, or extend a run whose "
+                "schedule was 'constant' so far")
 
     # -- one update ----------------------------------------------------------------------------
     def step(self, x: torch.Tensor) -> torch.Tensor | None:
