@@ -160,8 +160,6 @@ class BetaGated(nn.Module):
                     f"{rows} rows reached a gated layer conditioned on {batch} per-example betas; "
                     "per-example betas need a batch of B or S*B rows (sample-major). Condition "
                     "on a single beta instead (e.g. for a VampPrior's pseudo-inputs)")
-            if self.unit_dim != -1 and self.unit_dim != 1:
-                raise ValueError(f"unsupported unit dimension {self.unit_dim}")
             eta_ones = gate.eta_ones if gate.eta_ones is not None else eta_with_ones(gate, beta)
             return PerExampleGating.apply(out, eta_ones, gate.weight, gate.bias,
                                            gate.role == "decoder", self.unit_dim == -1)
