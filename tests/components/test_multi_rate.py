@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdvae.components.encoders import UNIT_VARIANCE_SHIFT
 from rdvae.components.layers import Gated
 from rdvae.components.multi_rate import (
     ACTIVATIONS,
@@ -99,6 +100,7 @@ def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
             assert rows == lin.out_features // (2 if isinstance(w.layer, Gated) else 1)
             lin.weight[:rows].mul_(g[:, None])
             lin.bias[:rows].mul_(g)
+        plain.encoder.raw_variance.bias.add_(UNIT_VARIANCE_SHIFT)   # the gated encoder's centring
     x = torch.rand(7, *shape).round()
     torch.manual_seed(0)
     ours = gated(x, samples=2, beta=beta)
@@ -106,6 +108,24 @@ def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
     theirs = plain(x, samples=2)
     torch.testing.assert_close(ours.rate, theirs.rate, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.distortion, theirs.distortion, rtol=1e-5, atol=1e-4)
+
+
+def test_closed_encoder_output_gates_give_the_prior_and_zero_rate():
+    """Gates that close the mean and variance outputs leave N(0, 1) in every dimension: the
+    rate is 0 (to the variance floor), at any x; the shift is saved with the weights."""
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    with torch.no_grad():
+        for head in (model.encoder.loc, model.encoder.raw_variance):
+            head.gate.bias.fill_(-60.0)   # sigmoid(-60) ~ 1e-26
+    x = torch.rand(5, 1, 6, 6).round()
+    with conditioned_on(model, 3.0):
+        q = model.encoder(x)
+        out = model(x)
+    torch.testing.assert_close(q.mean, torch.zeros(5, 3))
+    torch.testing.assert_close(q.variance, torch.ones(5, 3))
+    assert out.rate.abs().max() < 1e-5
+    assert "encoder.variance_shift" in model.state_dict()
+    assert "encoder.variance_shift" not in build_model("mlp", (1, 6, 6), hidden=[16]).state_dict()
 
 
 def test_per_example_betas_match_each_example_at_its_own_beta():

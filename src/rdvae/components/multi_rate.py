@@ -268,8 +268,13 @@ def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module
 
 def multi_rate_encoder(encoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
                        beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
-    """A plain encoder with every layer gated by sigmoid(w eta + b)."""
-    return gate_layers(encoder, "encoder", beta_min, beta_max)
+    """A plain encoder with every layer gated by sigmoid(w eta + b); a Gaussian encoder's
+    variance is centred so that closed output gates give the prior N(0, 1) in that dimension
+    (GaussianEncoder.centre_at_unit_variance)."""
+    gated = gate_layers(encoder, "encoder", beta_min, beta_max)
+    if hasattr(gated, "centre_at_unit_variance"):
+        gated.centre_at_unit_variance()
+    return gated
 
 
 def multi_rate_decoder(decoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
