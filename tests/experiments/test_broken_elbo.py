@@ -60,6 +60,13 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
         assert (tmp_path / "mnist" / "figures" / f"{name}.png").exists()
     assert "| 0.1 |" in result["fig4_table"] and "| 1.1 |" in result["fig4_table"]
     assert (tmp_path / "result.json").exists()
+    # the panel again from chosen runs (as for longer-trained ones), regimes against a given H
+    chosen = [tmp_path / "mnist" / r["run_dir"] for r in result["runs"] if r["family"] == "-+v"]
+    again = module.fig4_from_runs(chosen, tmp_path / "again", h_hat=1e6)
+    assert (tmp_path / "again" / "figures" / "fig4_samples.png").exists()
+    labels = {module.regime(r["rate"], r["distortion"], 1e6) for r in result["runs"] if r["family"] == "-+v"}
+    assert labels <= {"autodecoder", "autoencoder"}   # D < 0.075 H for any D, with so large an H
+    assert all(label in again["table"] for label in labels)
 
 
 @pytest.mark.parametrize("form", ["table", "mixed"])

@@ -235,6 +235,21 @@ def fig4_panel(out: Path, rows: list[dict], examples: int, decoder_draws: int = 
     return [str(f) for f in files]
 
 
+def fig4_from_runs(run_dirs: Sequence[str | Path], out: str | Path, h_hat: float, examples: int = 4,
+                   decoder_draws: int = 2) -> dict:
+    """The fig. 4 panel and table for any finished -+v runs (e.g. some trained longer than the
+    grid), regimes judged against the entropy estimate `h_hat`; figures go to out/figures."""
+    rows = []
+    for run_dir in run_dirs:
+        summary = RunDir(run_dir).read_summary()
+        if summary.get("status") != "done":
+            raise ValueError(f"{run_dir} is not a finished run (train or resume it first)")
+        rows.append({**summary, "run_dir": str(Path(run_dir).resolve()),
+                     "regime": regime(summary["rate"], summary["distortion"], h_hat)})
+    figures = fig4_panel(Path(out), rows, examples, decoder_draws)
+    return {"figures": figures, "table": fig4_table(rows)}
+
+
 # --- tables --------------------------------------------------------------------------------
 
 def _f(value, digits: int = 2) -> str:
