@@ -69,10 +69,11 @@ def sqrt_gate_(pre: Tensor) -> Tensor:
     return torch.exp_(pre).neg_().add_(1.0).clamp_(min=0).sqrt_()
 
 
-def sqrt_gate_slope(gate: Tensor) -> Tensor:
-    """d gate / d pre as a function of the gate: -exp(pre) / (2 g) = (g - 1/g) / 2 where g > 0,
-    and 0 where relu cuts (g = 0)."""
-    return (gate - gate.reciprocal()).mul_(0.5).nan_to_num_(0.0, 0.0, 0.0)
+def sqrt_gate_backward_2x(grad: Tensor, gate: Tensor) -> Tensor:
+    """2 * grad * d gate / d pre from the gate alone, in three passes: d gate / d pre =
+    -exp(pre) / (2 g) = (g - 1/g) / 2 where g > 0, and 0 where relu cuts (g = 0). The factor
+    1/2 is left to the caller (to apply on a smaller tensor)."""
+    return torch.mul(gate, grad).addcdiv_(grad, gate, value=-1.0).nan_to_num_(0.0, 0.0, 0.0)
 
 
 class _DecoderGate(torch.autograd.Function):
@@ -87,7 +88,7 @@ class _DecoderGate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
         (gate,) = ctx.saved_tensors
-        return sqrt_gate_slope(gate).mul_(grad)
+        return sqrt_gate_backward_2x(grad, gate).mul_(0.5)
 
 
 def decoder_gate(pre: Tensor) -> Tensor:
@@ -205,10 +206,9 @@ class PerExampleGating(torch.autograd.Function):
             dg = dg.sum(dim=[0, *range(3, dg.dim())])
         dg = dg.view(batch, -1).to(g.dtype)
         if ctx.decoder:
-            dpre = sqrt_gate_slope(g).mul_(dg)
+            sums = (eta_ones @ sqrt_gate_backward_2x(dg, g)).mul_(0.5)   # [2, C]: d/dw, d/db
         else:
-            dpre = torch.ops.aten.sigmoid_backward(dg, g)          # dg * g (1 - g), one pass
-        sums = eta_ones @ dpre                                     # [2, C]: d/dw, d/db
+            sums = eta_ones @ torch.ops.aten.sigmoid_backward(dg, g)     # dg * g (1 - g), one pass
         return grad_out, None, sums[0], sums[1], None, None
 
 
