@@ -187,7 +187,7 @@ class PerExampleGating(torch.autograd.Function):
     @staticmethod
     def forward(ctx, out, eta_ones, weight, bias, decoder: bool, linear: bool):
         batch = eta_ones.shape[1]
-        pre = torch.addmm(bias, eta_ones[0].unsqueeze(1), weight.unsqueeze(0))    # [B, C]
+        pre = torch.addcmul(bias, eta_ones[0].unsqueeze(1), weight)                # [B, C]
         g = sqrt_gate_(pre) if decoder else pre.sigmoid_()
         view = (-1, batch, g.shape[1]) + (() if linear else (1,) * (out.dim() - 2))
         y = (out.view(-1, batch, *out.shape[1:]) * g.view(view).to(out.dtype)).view(out.shape)
