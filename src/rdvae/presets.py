@@ -29,7 +29,7 @@ from .components.bagofwords import BagOfWordsDecoder, BagOfWordsTrunk
 from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
 from .components.gaussian_decoders import GAUSSIAN_DECODER_OPTIONS, mlp_gaussian_decoder
-from .components.multi_rate import multi_rate_decoder, multi_rate_encoder
+from .components.multi_rate import gate_options, multi_rate_decoder, multi_rate_encoder
 from .components.pixelcnn import PixelCNNDecoder
 from .estimators import DiscreteVAE
 from .model import VAE
@@ -55,10 +55,10 @@ ENCODERS: dict[str, Callable] = {
         BagOfWordsTrunk(shape[0], "frequencies", encoder_hidden), d),
     "bow-freq": lambda shape, d, **_: BernoulliEncoder(BagOfWordsTrunk(shape[0], "frequencies"), d),
     # Multi-Rate VAE: the plain families with every layer gated by log beta (components.multi_rate)
-    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", beta_min=0.01, beta_max=10.0, **_:
-        multi_rate_encoder(mlp_encoder(shape, d, hidden, activation), beta_min, beta_max),
-    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, beta_min=0.01, beta_max=10.0, **_:
-        multi_rate_encoder(simple_conv_encoder(shape, d, activation, conv_width), beta_min, beta_max),
+    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", **options:
+        multi_rate_encoder(mlp_encoder(shape, d, hidden, activation), **gate_options(options)),
+    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, **options:
+        multi_rate_encoder(simple_conv_encoder(shape, d, activation, conv_width), **gate_options(options)),
 }
 DECODERS: dict[str, Callable] = {
     "-": lambda shape, d, activation="glu", conv_width=1.0, **_: simple_deconv_decoder(
@@ -69,10 +69,11 @@ DECODERS: dict[str, Callable] = {
     "mlp": lambda shape, d, hidden=(512, 256), activation="glu", **_: mlp_decoder(
         shape, d, tuple(reversed(hidden)), activation),
     "bow": lambda shape, d, decoder_hidden=(), **_: BagOfWordsDecoder(d, shape[0], decoder_hidden),
-    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", beta_min=0.01, beta_max=10.0, **_:
-        multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation), beta_min, beta_max),
-    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, beta_min=0.01, beta_max=10.0, **_:
-        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), beta_min, beta_max),
+    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", **options:
+        multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation),
+                           **gate_options(options)),
+    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, **options:
+        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), **gate_options(options)),
     # Gaussian decoder for grey levels (components.gaussian_decoders): variance fixed (sigma), learned,
     # optimal (sigma^2 = MSE) or per-dimension after a warm-up; options variance, sigma, log_sigma_min,
     # variance_warmup_steps, variance_ramp_steps, warmup_variance, stop_gradient

@@ -9,6 +9,7 @@ from rdvae.components.encoders import UNIT_VARIANCE_SHIFT
 from rdvae.components.layers import Gated
 from rdvae.components.multi_rate import (
     ACTIVATIONS,
+    GATE_INITS,
     BetaGate,
     BetaGated,
     PerExampleGating,
@@ -29,7 +30,7 @@ def expected_gate(gate: BetaGate, beta: float, a: float = 0.01, b: float = 10.0)
     mean = (math.log(a) + math.log(b)) / 2
     std = (math.log(b) - math.log(a)) / math.sqrt(12)
     eta = (math.log(beta) - mean) / std
-    pre = gate.weight.detach().double() * eta + gate.bias.detach().double()
+    pre = gate.slope_scale.double() * gate.weight.detach().double() * eta + gate.bias.detach().double()
     if gate.role == "encoder":
         return 1 / (1 + torch.exp(-pre))
     return torch.sqrt(torch.clamp(1 - torch.exp(pre), min=0))
@@ -38,8 +39,8 @@ def expected_gate(gate: BetaGate, beta: float, a: float = 0.01, b: float = 10.0)
 def randomize_gates(module: nn.Module, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for gate in beta_gates(module):
-            gate.weight.copy_(torch.randn(gate.features, generator=g))
+        for gate in beta_gates(module):   # slopes k w ~ N(0, 1)
+            gate.weight.copy_(torch.randn(gate.features, generator=g) / gate.slope_scale)
             # decoder gates: keep most units alive (pre < 0) at the betas tested
             shift = 0.0 if gate.role == "encoder" else -2.5
             gate.bias.copy_(torch.randn(gate.features, generator=g) * 0.5 + shift)
@@ -216,7 +217,7 @@ def test_per_example_betas_are_standardized_once_and_scoped():
     with conditioned_on(model, betas):
         shared = {id(g.eta_ones) for g in gates}
         assert len(shared) == 1
-        torch.testing.assert_close(gates[0].eta_ones[0], gates[0].standardize(betas))
+        torch.testing.assert_close(gates[0].eta_ones[0], gates[0].standardize(betas) * 10.0)
         torch.manual_seed(1)
         cached = model(x).distortion
     assert all(g.eta_ones is None and g.beta is None for g in gates)
@@ -263,6 +264,65 @@ def test_unconditioned_model_is_at_beta_one_and_the_range_is_saved():
     mean = (math.log(0.1) + math.log(100.0)) / 2
     assert any(k.endswith("log_beta_mean") for k in state)
     assert all(abs(v.item() - mean) < 1e-6 for k, v in state.items() if k.endswith("log_beta_mean"))
+
+
+@pytest.mark.parametrize("init", GATE_INITS)
+def test_gate_initializations(init):
+    torch.manual_seed(0)
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[64], gate_init=init)
+    for gate in beta_gates(model):
+        w, b = gate.weight.detach(), gate.bias.detach()
+        at_middle = ACTIVATIONS[gate.role](b)   # eta = 0: the middle of the log-beta range
+        if init == "open":   # the same gate at every beta
+            assert (w == 0).all() and torch.allclose(at_middle, torch.full_like(b, 0.9))
+        else:                # slopes ~ U(-1, 1), as nn.Linear(1, C) draws them
+            assert w.abs().max() <= 1 and w.std() > 0.3
+        if init == "random-slopes":
+            assert torch.allclose(at_middle, torch.full_like(b, 0.9))
+        if init == "paper":
+            assert b.abs().max() <= 1 and b.std() > 0.3
+    with pytest.raises(ValueError, match="gate_init must be one of"):
+        BetaGate(4, "encoder", gate_init="zeros")
+
+
+@pytest.mark.parametrize("role", ["encoder", "decoder"])
+def test_slope_scale_is_a_reparameterization_of_the_slopes(role):
+    """A gate with slope scale k and weight w is the gate with scale 1 and weight k w, on the
+    scalar and the per-example paths; d/dw is k times d/d(slope)."""
+    torch.manual_seed(0)
+    layer = nn.Linear(6, 5)
+    scaled, plain = BetaGated(layer, role, gate_slope_scale=4.0), BetaGated(layer, role, gate_slope_scale=1.0)
+    randomize_gates(scaled)
+    with torch.no_grad():
+        plain.gate.weight.copy_(4.0 * scaled.gate.weight)
+        plain.gate.bias.copy_(scaled.gate.bias)
+    x, betas = torch.randn(4, 6), torch.tensor([0.02, 0.5, 3.0, 9.0])
+    for beta in (0.3, betas):
+        with conditioned_on(scaled, beta), conditioned_on(plain, beta):
+            y_scaled, y_plain = scaled(x), plain(x)
+        torch.testing.assert_close(y_scaled, y_plain)
+        y_scaled.sum().backward()
+        y_plain.sum().backward()
+        torch.testing.assert_close(scaled.gate.weight.grad, 4.0 * plain.gate.weight.grad)
+        scaled.zero_grad(), plain.zero_grad()
+
+
+def test_checkpoints_without_a_slope_scale_load_with_scale_one():
+    """A multi-rate model saved before the slope scale existed was trained with k = 1; it loads
+    with k = 1 into a model built with the default (10), and its gates are unchanged."""
+    torch.manual_seed(0)
+    old = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], gate_slope_scale=1.0)
+    randomize_gates(old)
+    state = {k: v for k, v in old.state_dict().items() if not k.endswith("slope_scale")}
+    new = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    assert all(g.eta_key[2] == 10.0 for g in beta_gates(new))
+    new.load_state_dict(state)
+    assert all(g.eta_key[2] == 1.0 and float(g.slope_scale) == 1.0 for g in beta_gates(new))
+    x, betas = torch.rand(3, 1, 6, 6).round(), torch.tensor([0.05, 1.0, 8.0])
+    with conditioned_on(old, betas), conditioned_on(new, betas):
+        torch.testing.assert_close(new.encoder(x).mean, old.encoder(x).mean)
+    with pytest.raises(ValueError, match="gate_slope_scale must be a positive number"):
+        BetaGate(4, "decoder", gate_slope_scale=0.0)
 
 
 def test_evaluation_at_a_beta_is_deterministic_given_the_seed():

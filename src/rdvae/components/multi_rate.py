@@ -4,12 +4,16 @@ Every linear or convolutional layer of a multi-rate model keeps its base weight 
 scales each output unit (each filter, for convolutions) by a gate computed from log beta:
 
     s = g(eta) * (W a + b),   eta = (log beta - mean) / std   (log beta standardized)
-    g(eta) = sigmoid(w eta + b_g)                     in the encoder
-    g(eta) = sqrt(relu(1 - exp(w eta + b_g)))         in the decoder
+    g(eta) = sigmoid(k w eta + b_g)                   in the encoder
+    g(eta) = sqrt(relu(1 - exp(k w eta + b_g)))       in the decoder
 
 with one (w, b_g) pair per output unit: 2 extra parameters per unit and two elementwise
 products per layer. mean and std are those of log beta ~ Uniform[log a, log b], the training
 range, so eta is fixed by the range set before training and lies in [-sqrt 3, sqrt 3] there.
+k (gate_slope_scale, default 10) does not change what the gates can express, only how fast Adam
+moves their slopes (by k times): with k = 1, the paper's parameterization, the slopes stayed
+small and the rate answered too weakly to beta at the ends of the range
+(docs/results/multi-rate.md).
 
 The gated families are the plain ones with every nn.Linear / nn.Conv2d / nn.ConvTranspose2d
 wrapped in place (`gate_layers`); nothing is copied. A gated linear unit layer
@@ -41,6 +45,21 @@ ROLES = ("encoder", "decoder")
 GATED_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)
 # initial gate value of every unit (w = 0, so the same at every beta): close to the plain layer
 INITIAL_GATE = 0.9
+# "open": w = 0 and every gate at INITIAL_GATE; "random-slopes": the same gates at the middle of the
+# range, slopes w ~ U(-1, 1); "paper": w, b ~ U(-1, 1), the default init of the paper's
+# nn.Linear(1, features) (appendix B.2)
+GATE_INITS = ("open", "random-slopes", "paper")
+# the slope of every gate is k w with w the parameter and k = gate_slope_scale: the same gates, but
+# Adam moves the slopes k times faster (the measurements behind the default: docs/results/multi-rate.md)
+DEFAULT_SLOPE_SCALE = 10.0
+
+
+GATE_OPTIONS = ("beta_min", "beta_max", "gate_init", "gate_slope_scale")   # BetaGate's options
+
+
+def gate_options(options: dict) -> dict:
+    """The BetaGate options among a family's model options."""
+    return {k: v for k, v in options.items() if k in GATE_OPTIONS}
 
 
 def check_beta_range(beta_min: float, beta_max: float) -> tuple[float, float]:
@@ -105,18 +124,33 @@ class BetaGate(nn.Module):
     """The per-unit gate g(eta) = act(w * eta + b) of one layer with `features` output units."""
 
     def __init__(self, features: int, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
-                 beta_max: float = DEFAULT_BETA_RANGE[1]):
+                 beta_max: float = DEFAULT_BETA_RANGE[1], gate_init: str = "open",
+                 gate_slope_scale: float = DEFAULT_SLOPE_SCALE):
         super().__init__()
         if role not in ROLES:
             raise ValueError(f"gate role must be one of {ROLES}, got {role!r}")
+        if gate_init not in GATE_INITS:
+            raise ValueError(f"gate_init must be one of {GATE_INITS}, got {gate_init!r}")
+        slope_scale = float(gate_slope_scale)
+        if not (math.isfinite(slope_scale) and slope_scale > 0):
+            raise ValueError(f"gate_slope_scale must be a positive number, got {gate_slope_scale!r}")
         self.role, self.features = role, features
         mean, std = log_beta_moments(beta_min, beta_max)
         # the standardization is part of the model: saved with the weights
         self.register_buffer("log_beta_mean", torch.tensor(mean))
         self.register_buffer("log_beta_std", torch.tensor(std))
-        self.moments = (mean, std)
+        # saved with the weights (a checkpoint from before it existed loads with 1, as trained)
+        self.register_buffer("slope_scale", torch.tensor(slope_scale))
+        # the same numbers as Python floats (no device sync per step): the key under which
+        # conditioned_on shares one [k eta; 1] between the gates of a model
+        self.eta_key = (mean, std, slope_scale)
         self.weight = nn.Parameter(torch.zeros(features))
         self.bias = nn.Parameter(torch.full((features,), INVERSE[role](INITIAL_GATE)))
+        with torch.no_grad():
+            if gate_init != "open":
+                self.weight.uniform_(-1.0, 1.0)
+            if gate_init == "paper":
+                self.bias.uniform_(-1.0, 1.0)
         self.beta: Tensor | float | None = None   # set by conditioned_on
         # per-example betas, standardized once for all gates: [eta; 1] of shape [2, B]
         self.eta_ones: Tensor | None = None
@@ -128,7 +162,15 @@ class BetaGate(nn.Module):
     def forward(self, beta: Tensor | float) -> Tensor:
         """Gates for beta (a number -> [features]; a tensor [B] -> [B, features])."""
         eta = self.standardize(beta)
-        return ACTIVATIONS[self.role](torch.addcmul(self.bias, eta.unsqueeze(-1), self.weight))
+        pre = torch.addcmul(self.bias, eta.unsqueeze(-1), self.weight, value=self.eta_key[2])
+        return ACTIVATIONS[self.role](pre)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "slope_scale"
+        if key not in state_dict:   # saved before the slope scale existed: trained with 1
+            state_dict[key] = torch.tensor(1.0)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.eta_key = (*self.eta_key[:2], float(self.slope_scale))
 
     def extra_repr(self) -> str:
         return f"features={self.features}, role={self.role}"
@@ -138,8 +180,7 @@ class BetaGated(nn.Module):
     """A linear or convolutional layer whose output units are scaled by a BetaGate:
     layer(x) * g(eta), i.e. the layer with weight rows and bias scaled by g (eq. 6)."""
 
-    def __init__(self, layer: nn.Module, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
-                 beta_max: float = DEFAULT_BETA_RANGE[1]):
+    def __init__(self, layer: nn.Module, role: str, **gate_options):
         super().__init__()
         base, halves = (layer.layer, 2) if isinstance(layer, Gated) else (layer, 1)
         if not isinstance(base, GATED_TYPES):
@@ -148,7 +189,7 @@ class BetaGated(nn.Module):
         self.layer = layer
         self.unit_dim = -1 if isinstance(base, nn.Linear) else 1
         features = base.out_features if isinstance(base, nn.Linear) else base.out_channels
-        self.gate = BetaGate(features // halves, role, beta_min, beta_max)
+        self.gate = BetaGate(features // halves, role, **gate_options)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.layer(x)
@@ -171,9 +212,10 @@ class BetaGated(nn.Module):
 
 
 def eta_with_ones(gate: BetaGate, beta: Tensor) -> Tensor:
-    """[eta; 1], shape [2, B]: the standardized log betas and a row of ones, the inputs of the
-    gates' affine map w eta + b (backward: [2, B] @ [B, C] gives d/dw and d/db at once)."""
-    eta = gate.standardize(beta)
+    """[k eta; 1], shape [2, B]: the standardized log betas times the slope scale k and a row of
+    ones, the inputs of the gates' affine map w (k eta) + b (backward: [2, B] @ [B, C] gives
+    d/dw and d/db at once)."""
+    eta = gate.standardize(beta) * gate.eta_key[2]
     return torch.stack([eta, torch.ones_like(eta)])
 
 
@@ -212,17 +254,16 @@ class PerExampleGating(torch.autograd.Function):
         return grad_out, None, sums[0], sums[1], None, None
 
 
-def gate_layers(module: nn.Module, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
-                beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+def gate_layers(module: nn.Module, role: str, **gate_options) -> nn.Module:
     """Wrap every linear / conv layer and gated linear unit inside `module` in a BetaGated (in
-    place); returns it."""
+    place); returns it. gate_options: BetaGate's beta_min, beta_max, gate_init, gate_slope_scale."""
     glu = isinstance(module, Gated) and isinstance(module.layer, GATED_TYPES)
     if glu or isinstance(module, GATED_TYPES):
-        return BetaGated(module, role, beta_min, beta_max)
+        return BetaGated(module, role, **gate_options)
     for name, child in module.named_children():
         if isinstance(child, BetaGated):
             continue
-        setattr(module, name, gate_layers(child, role, beta_min, beta_max))
+        setattr(module, name, gate_layers(child, role, **gate_options))
     return module
 
 
@@ -252,13 +293,13 @@ def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module
     elif not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be a positive finite number, got {beta!r}")
     previous = [(g.beta, g.eta_ones) for g in gates]
-    shared: dict[tuple[float, float], Tensor] = {}   # one [eta; 1] per training range
+    shared: dict[tuple[float, float, float], Tensor] = {}   # one [k eta; 1] per range and scale
     for g in gates:
         g.beta, g.eta_ones = beta, None
         if isinstance(beta, Tensor):
-            if g.moments not in shared:
-                shared[g.moments] = eta_with_ones(g, beta).detach()
-            g.eta_ones = shared[g.moments]
+            if g.eta_key not in shared:
+                shared[g.eta_key] = eta_with_ones(g, beta).detach()
+            g.eta_ones = shared[g.eta_key]
     try:
         yield model
     finally:
@@ -266,18 +307,16 @@ def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module
             g.beta, g.eta_ones = old_beta, old_eta
 
 
-def multi_rate_encoder(encoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
-                       beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+def multi_rate_encoder(encoder: nn.Module, **gate_options) -> nn.Module:
     """A plain encoder with every layer gated by sigmoid(w eta + b); a Gaussian encoder's
     variance is centred so that closed output gates give the prior N(0, 1) in that dimension
     (GaussianEncoder.centre_at_unit_variance)."""
-    gated = gate_layers(encoder, "encoder", beta_min, beta_max)
+    gated = gate_layers(encoder, "encoder", **gate_options)
     if hasattr(gated, "centre_at_unit_variance"):
         gated.centre_at_unit_variance()
     return gated
 
 
-def multi_rate_decoder(decoder: nn.Module, beta_min: float = DEFAULT_BETA_RANGE[0],
-                       beta_max: float = DEFAULT_BETA_RANGE[1]) -> nn.Module:
+def multi_rate_decoder(decoder: nn.Module, **gate_options) -> nn.Module:
     """A plain decoder with every layer gated by sqrt(relu(1 - exp(w eta + b)))."""
-    return gate_layers(decoder, "decoder", beta_min, beta_max)
+    return gate_layers(decoder, "decoder", **gate_options)
