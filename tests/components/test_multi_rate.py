@@ -315,9 +315,9 @@ def test_checkpoints_without_a_slope_scale_load_with_scale_one():
     randomize_gates(old)
     state = {k: v for k, v in old.state_dict().items() if not k.endswith("slope_scale")}
     new = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
-    assert all(g.eta_key[2] == 10.0 for g in beta_gates(new))
+    assert all(g.k == 10.0 for g in beta_gates(new))
     new.load_state_dict(state)
-    assert all(g.eta_key[2] == 1.0 and float(g.slope_scale) == 1.0 for g in beta_gates(new))
+    assert all(g.k == 1.0 and float(g.slope_scale) == 1.0 for g in beta_gates(new))
     x, betas = torch.rand(3, 1, 6, 6).round(), torch.tensor([0.05, 1.0, 8.0])
     with conditioned_on(old, betas), conditioned_on(new, betas):
         torch.testing.assert_close(new.encoder(x).mean, old.encoder(x).mean)

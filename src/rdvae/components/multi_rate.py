@@ -121,7 +121,8 @@ INVERSE = {"encoder": lambda g: math.log(g / (1 - g)), "decoder": lambda g: math
 
 
 class BetaGate(nn.Module):
-    """The per-unit gate g(eta) = act(w * eta + b) of one layer with `features` output units."""
+    """The per-unit gate g(eta) = act(k w eta + b) of one layer with `features` output units
+    (k = gate_slope_scale, w and b the parameters)."""
 
     def __init__(self, features: int, role: str, beta_min: float = DEFAULT_BETA_RANGE[0],
                  beta_max: float = DEFAULT_BETA_RANGE[1], gate_init: str = "open",
@@ -162,8 +163,13 @@ class BetaGate(nn.Module):
     def forward(self, beta: Tensor | float) -> Tensor:
         """Gates for beta (a number -> [features]; a tensor [B] -> [B, features])."""
         eta = self.standardize(beta)
-        pre = torch.addcmul(self.bias, eta.unsqueeze(-1), self.weight, value=self.eta_key[2])
+        pre = torch.addcmul(self.bias, eta.unsqueeze(-1), self.weight, value=self.k)
         return ACTIVATIONS[self.role](pre)
+
+    @property
+    def k(self) -> float:
+        """The slope scale as a Python float."""
+        return self.eta_key[2]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "slope_scale"
@@ -215,7 +221,7 @@ def eta_with_ones(gate: BetaGate, beta: Tensor) -> Tensor:
     """[k eta; 1], shape [2, B]: the standardized log betas times the slope scale k and a row of
     ones, the inputs of the gates' affine map w (k eta) + b (backward: [2, B] @ [B, C] gives
     d/dw and d/db at once)."""
-    eta = gate.standardize(beta) * gate.eta_key[2]
+    eta = gate.standardize(beta) * gate.k
     return torch.stack([eta, torch.ones_like(eta)])
 
 
