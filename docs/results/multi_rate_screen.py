@@ -9,8 +9,9 @@ D + beta R on the test split at the reproduction's betas:
 
 --per-batch-beta draws one beta per minibatch (the paper's Algorithm 1) instead of one per
 example; --ungated raw_variance / output removes the gate from the encoder's variance layer or
-the decoder's output layer. --separate BETA trains the plain `mlp` at that beta instead;
---hidden the MLP widths (both kinds).
+the decoder's output layer; --latent-gate sets the model option latent_gate (a gated square
+layer, identity at the start, in front of the decoder: one gate per latent direction).
+--separate BETA trains the plain `mlp` at that beta instead; --hidden the MLP widths (both kinds).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main() -> None:
     p.add_argument("--ungated", choices=["raw_variance", "output"])
     p.add_argument("--separate", type=float, metavar="BETA")
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 256])
+    p.add_argument("--latent-gate", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.per_batch_beta:
@@ -82,8 +84,8 @@ def main() -> None:
     else:
         config = dataclasses.replace(
             multi_rate, **common, beta_max=args.beta_max,
-            model={**model, "gate_init": args.gate_init,
-                   "gate_slope_scale": args.gate_slope_scale}).validated()
+            model={**model, "gate_init": args.gate_init, "gate_slope_scale": args.gate_slope_scale,
+                   **({"latent_gate": True} if args.latent_gate else {})}).validated()
     train(config, args.out, resume=True, progress=False)
     trained = load_run(args.out, device="cpu")
     x = trained.dataset.split("test")

@@ -18,6 +18,7 @@ from rdvae.components.multi_rate import (
     decoder_gate,
     gate_layers,
     is_multi_rate,
+    multi_rate_decoder,
 )
 from rdvae.evaluate import evaluate_model
 from rdvae.objectives import ObjectiveError
@@ -323,6 +324,32 @@ def test_checkpoints_without_a_slope_scale_load_with_scale_one():
         torch.testing.assert_close(new.encoder(x).mean, old.encoder(x).mean)
     with pytest.raises(ValueError, match="gate_slope_scale must be a positive number"):
         BetaGate(4, "decoder", gate_slope_scale=0.0)
+
+
+@pytest.mark.parametrize("family", ["mr-mlp", "mr-conv"])
+def test_latent_gate_gates_each_latent_direction(family):
+    """With latent_gate the decoder is trunk(g(beta) * (A z + c)), A = I and c = 0 at the start;
+    a closed gate makes the decoder ignore that latent direction."""
+    torch.manual_seed(0)
+    shape = (1, 28, 28) if family == "mr-conv" else (1, 6, 6)
+    options = {"conv_width": 0.25} if family == "mr-conv" else {"hidden": [16]}
+    model = build_model(family, shape, latent_dim=3, latent_gate=True, **options)
+    square, trunk = model.decoder.trunk[0], model.decoder.trunk[1]
+    torch.testing.assert_close(square.layer.weight, torch.eye(3))
+    randomize_gates(model)
+    z = torch.randn(4, 3)
+    with conditioned_on(model, 0.4):
+        g = expected_gate(square.gate, 0.4).float()
+        torch.testing.assert_close(model.decoder(z).base_dist.logits,
+                                   trunk(g * square.layer(z)).float(), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():   # close direction 1 at every beta: pre >= 0 cuts the sqrt gate
+        square.gate.weight[1], square.gate.bias[1] = 0.0, 1.0
+    moved = z.clone()
+    moved[:, 1] += 3.0
+    with conditioned_on(model, 2.0):
+        torch.testing.assert_close(model.decoder(moved).base_dist.logits, model.decoder(z).base_dist.logits)
+    with pytest.raises(ValueError, match="latent_gate needs the latent dimension"):
+        multi_rate_decoder(nn.Linear(3, 3), latent_gate=True)
 
 
 def test_evaluation_at_a_beta_is_deterministic_given_the_seed():
