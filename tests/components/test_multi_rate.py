@@ -277,11 +277,11 @@ def test_gate_initializations(init):
         if init == "open":   # the same gate at every beta
             assert (w == 0).all() and torch.allclose(at_middle, torch.full_like(b, 0.9))
         else:                # slopes ~ U(-1, 1), as nn.Linear(1, C) draws them
-            assert w.abs().max() <= 1 and w.std() > 0.3
+            assert w.abs().max() <= 1 and (gate.features < 16 or w.std() > 0.3)
         if init == "random-slopes":
             assert torch.allclose(at_middle, torch.full_like(b, 0.9))
         if init == "paper":
-            assert b.abs().max() <= 1 and b.std() > 0.3
+            assert b.abs().max() <= 1 and (gate.features < 16 or b.std() > 0.3)
     with pytest.raises(ValueError, match="gate_init must be one of"):
         BetaGate(4, "encoder", gate_init="zeros")
 

@@ -141,3 +141,15 @@ def test_bf16_training_and_iw_evaluation_run_and_stay_close_to_fp32(tmp_path):
                         progress=False) for p in ("fp32", "bf16")}
     assert all(math.isfinite(r["elbo"]) and math.isfinite(r["iw_nll"]) for r in results.values())
     assert abs(results["bf16"]["elbo"] - results["fp32"]["elbo"]) < 2.0
+
+
+def test_weights_that_do_not_fit_the_config_fail_with_a_hint(tmp_path):
+    """A run whose saved weights do not fit the model its config builds (e.g. saved under other
+    defaults) is refused with the file and the fix named, never loaded partly."""
+    from rdvae.presets import build_model
+    from rdvae.train.checkpoint import load_weights, save_weights
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=True))
+    with pytest.raises(RuntimeError, match=r"(?s)do not fit the model .* config\.json.*Missing key"):
+        load_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8]))

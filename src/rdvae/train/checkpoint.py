@@ -35,7 +35,13 @@ def save_weights(run: RunDir, model: torch.nn.Module, counters: dict | None = No
 
 def load_weights(run: RunDir, model: torch.nn.Module, device: str | torch.device = "cpu") -> None:
     tensors, _ = load_tensors(run / WEIGHTS, device=str(device))
-    model.load_state_dict(tensors)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"the weights in {run / WEIGHTS} do not fit the model that {run.path}'s config builds "
+            "(was it saved by an older rdvae whose defaults differed? Set the model options it was "
+            f"trained with under \"model\" in its config.json): {err}") from None
 
 
 def load_checkpoint(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
