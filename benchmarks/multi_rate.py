@@ -14,6 +14,7 @@ present, else random binary images of the same shape. Single-threaded unless --t
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import tempfile
@@ -53,9 +54,10 @@ def dataset():
                        torch.rand(1_000, 1, 28, 28, generator=g).round(), "random binary 28x28")
 
 
-def trainer(ds, family: str, multi_rate: bool, batch_size: int, root: Path) -> Trainer:
+def trainer(ds, family: str, multi_rate: bool, batch_size: int, root: Path, model: dict | None = None
+            ) -> Trainer:
     config = TrainConfig(dataset="binarized-mnist", family=family, multi_rate=multi_rate,
-                         batch_size=batch_size, device="cpu").validated()
+                         batch_size=batch_size, device="cpu", model=model or {}).validated()
     return Trainer(config, RunDir(root / family), dataset=ds, progress=False)
 
 
@@ -66,13 +68,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=JSON",
+                        help="multi-rate model options, e.g. latent_gate=true gate_output=false")
     args = parser.parse_args(argv)
+    options = {key: json.loads(value) for key, value in (a.split("=", 1) for a in args.model)}
     torch.set_num_threads(args.threads)
     ds = dataset()
     plain_family, gated_family = FAMILIES[args.family]
     with tempfile.TemporaryDirectory() as tmp:
         plain = trainer(ds, plain_family, False, args.batch_size, Path(tmp))
-        gated = trainer(ds, gated_family, True, args.batch_size, Path(tmp))
+        gated = trainer(ds, gated_family, True, args.batch_size, Path(tmp), options)
         g = torch.Generator().manual_seed(0)
         batches = [ds.train[torch.randint(len(ds.train), (args.batch_size,), generator=g)]
                    for _ in range(args.steps)]

@@ -35,17 +35,18 @@ def ungate(name: str) -> None:
     if name == "raw_variance":
         gated = presets.multi_rate_encoder
 
-        def encoder(module, **options):
-            module = gated(module, **options)
+        def encoder(module, *args, **options):
+            module = gated(module, *args, **options)
             module.raw_variance = module.raw_variance.layer
             return module
         presets.multi_rate_encoder = encoder
     elif name == "output":
         gated = presets.multi_rate_decoder
 
-        def decoder(module, **options):
-            module = gated(module, **options)
-            module.trunk.net[-1] = module.trunk.net[-1].layer
+        def decoder(module, *args, **options):
+            module = gated(module, *args, **options)
+            net = [m for m in module.modules() if hasattr(m, "net")][0].net   # the MLP trunk's layers
+            net[-1] = net[-1].layer
             return module
         presets.multi_rate_decoder = decoder
 

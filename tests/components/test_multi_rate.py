@@ -352,6 +352,25 @@ def test_latent_gate_gates_each_latent_direction(family):
         multi_rate_decoder(nn.Linear(3, 3), latent_gate=True)
 
 
+@pytest.mark.parametrize("latent_gate", [False, True])
+def test_gate_output_false_leaves_the_logit_layer_plain(latent_gate):
+    torch.manual_seed(0)
+    gated = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate)
+    torch.manual_seed(0)
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate,
+                        gate_output=False)
+    count = sum(isinstance(m, BetaGated) for m in model.modules())
+    assert count == sum(isinstance(m, BetaGated) for m in gated.modules()) - 1
+    net = [m for m in model.decoder.modules() if hasattr(m, "net")][0].net
+    assert type(net[-1]) is nn.Linear   # the layer that makes the logits
+    randomize_gates(model)
+    z = torch.randn(4, 3)
+    front = model.decoder.trunk[0] if latent_gate else nn.Identity()
+    with conditioned_on(model, 3.0):
+        logits = model.decoder(z).base_dist.logits.reshape(4, -1)
+        torch.testing.assert_close(logits, net[-1](net[:-1](front(z))))
+
+
 def test_evaluation_at_a_beta_is_deterministic_given_the_seed():
     model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
     randomize_gates(model)

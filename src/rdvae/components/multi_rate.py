@@ -324,14 +324,15 @@ def multi_rate_encoder(encoder: nn.Module, **gate_options) -> nn.Module:
 
 
 def multi_rate_decoder(decoder: nn.Module, latent_dim: int | None = None, latent_gate: bool = False,
-                       **gate_options) -> nn.Module:
+                       gate_output: bool = True, **gate_options) -> nn.Module:
     """A plain decoder with every layer gated by sqrt(relu(1 - exp(k w eta + b))).
 
     With `latent_gate`, a square linear layer z -> A z + c (A = I, c = 0 at the start) goes in
     front of the decoder's trunk and is gated too: one gate per latent direction, the square D1
     of the decoder D2 D1 in the paper's theorem 1. Without it the first gates sit on hidden
     units, so a latent dimension the encoder has closed at high beta (z_j ~ N(0, 1), noise)
-    still reaches every hidden unit (measured in docs/results/multi-rate.md)."""
+    still reaches every hidden unit (measured in docs/results/multi-rate.md). With
+    `gate_output` False the last layer (the one that makes the logits) is left ungated."""
     if latent_gate:
         if latent_dim is None or not hasattr(decoder, "trunk"):
             raise ValueError("latent_gate needs the latent dimension and a decoder with a trunk "
@@ -341,4 +342,9 @@ def multi_rate_decoder(decoder: nn.Module, latent_dim: int | None = None, latent
             square.weight.copy_(torch.eye(latent_dim))
             square.bias.zero_()
         decoder.trunk = nn.Sequential(square, decoder.trunk)
-    return gate_layers(decoder, "decoder", **gate_options)
+    gated = gate_layers(decoder, "decoder", **gate_options)
+    if not gate_output:
+        name = [n for n, m in gated.named_modules() if isinstance(m, BetaGated)][-1]
+        parent, _, child = name.rpartition(".")
+        setattr(gated.get_submodule(parent), child, getattr(gated.get_submodule(parent), child).layer)
+    return gated
