@@ -8,10 +8,10 @@ D + beta R on the test split at the reproduction's betas:
         python docs/results/multi_rate_screen.py runs/screen/k10 --epochs 10 --gate-slope-scale 10
 
 --per-batch-beta draws one beta per minibatch (the paper's Algorithm 1) instead of one per
-example; --ungated raw_variance / output removes the gate from the encoder's variance layer or
-the decoder's output layer; --latent-gate sets the model option latent_gate (a gated square
-layer, identity at the start, in front of the decoder: one gate per latent direction).
---separate BETA trains the plain `mlp` at that beta instead; --hidden the MLP widths (both kinds).
+example; --ungated raw_variance removes the gate from the encoder's variance layer; --set passes
+mr-mlp model options (latent_gate, gate_output: the runs recorded before they became the
+defaults used latent_gate=false gate_output=true, "every layer gated"). --separate BETA trains
+the plain `mlp` at that beta instead; --hidden the MLP widths (both kinds).
 """
 
 from __future__ import annotations
@@ -40,15 +40,6 @@ def ungate(name: str) -> None:
             module.raw_variance = module.raw_variance.layer
             return module
         presets.multi_rate_encoder = encoder
-    elif name == "output":
-        gated = presets.multi_rate_decoder
-
-        def decoder(module, *args, **options):
-            module = gated(module, *args, **options)
-            net = [m for m in module.modules() if hasattr(m, "net")][0].net   # the MLP trunk's layers
-            net[-1] = net[-1].layer
-            return module
-        presets.multi_rate_decoder = decoder
 
 
 def per_batch_beta() -> None:
@@ -67,10 +58,11 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-batch-beta", action="store_true")
-    p.add_argument("--ungated", choices=["raw_variance", "output"])
+    p.add_argument("--ungated", choices=["raw_variance"])
     p.add_argument("--separate", type=float, metavar="BETA")
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 256])
-    p.add_argument("--latent-gate", action="store_true")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                   help="mr-mlp model options, e.g. latent_gate=false gate_output=true")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.per_batch_beta:
@@ -86,7 +78,7 @@ def main() -> None:
         config = dataclasses.replace(
             multi_rate, **common, beta_max=args.beta_max,
             model={**model, "gate_init": args.gate_init, "gate_slope_scale": args.gate_slope_scale,
-                   **({"latent_gate": True} if args.latent_gate else {})}).validated()
+                   **{k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}}).validated()
     train(config, args.out, resume=True, progress=False)
     trained = load_run(args.out, device="cpu")
     x = trained.dataset.split("test")

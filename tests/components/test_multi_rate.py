@@ -86,7 +86,7 @@ def test_gated_family_at_fixed_beta_is_the_plain_family_with_scaled_weights():
     gated linear unit a * sigmoid(b): the rows that make a)."""
     shape, beta = (1, 6, 6), 0.37
     torch.manual_seed(5)
-    gated = build_model("mr-mlp", shape, latent_dim=3, hidden=[16, 8])
+    gated = build_model("mr-mlp", shape, latent_dim=3, hidden=[16, 8], latent_gate=False, gate_output=True)
     torch.manual_seed(5)
     plain = build_model("mlp", shape, latent_dim=3, hidden=[16, 8])
     randomize_gates(gated, seed=3)
@@ -354,11 +354,12 @@ def test_latent_gate_gates_each_latent_direction(family):
 
 @pytest.mark.parametrize("latent_gate", [False, True])
 def test_gate_output_false_leaves_the_logit_layer_plain(latent_gate):
+    """The default gate_output=False: every layer gated but the one that makes the logits."""
     torch.manual_seed(0)
-    gated = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate)
+    gated = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate,
+                        gate_output=True)
     torch.manual_seed(0)
-    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate,
-                        gate_output=False)
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], latent_gate=latent_gate)
     count = sum(isinstance(m, BetaGated) for m in model.modules())
     assert count == sum(isinstance(m, BetaGated) for m in gated.modules()) - 1
     net = [m for m in model.decoder.modules() if hasattr(m, "net")][0].net
@@ -407,11 +408,13 @@ def test_multi_rate_objective_draws_log_uniform_betas_and_weights_each_rate():
 
 
 def test_gated_conv_family_trains_with_per_example_betas():
-    model = build_model("mr-conv", (1, 8, 8), latent_dim=3)
+    every = build_model("mr-conv", (1, 8, 8), latent_dim=3, latent_gate=False, gate_output=True)
     plain = build_model("---", (1, 8, 8), latent_dim=3)
-    wrapped = [m for m in model.modules() if isinstance(m, BetaGated)]
+    wrapped = [m for m in every.modules() if isinstance(m, BetaGated)]
     layers = [m for m in plain.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
-    assert len(wrapped) == len(layers)   # every layer of the paper's conv family is gated
+    assert len(wrapped) == len(layers)   # every layer of the paper's conv family can be gated
+    model = build_model("mr-conv", (1, 8, 8), latent_dim=3)   # default: + latent gate, - logit layer
+    assert isinstance(model.decoder.trunk[0], BetaGated) and type(model.decoder.trunk[1].net[-1]) is nn.Conv2d
     x = torch.rand(4, 1, 8, 8).round()
     beta = torch.tensor([0.02, 0.3, 2.0, 9.0])
     out = model(x, samples=2, beta=beta)

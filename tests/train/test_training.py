@@ -150,6 +150,6 @@ def test_weights_that_do_not_fit_the_config_fail_with_a_hint(tmp_path):
     from rdvae.train.checkpoint import load_weights, save_weights
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=True))
+    save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=False))
     with pytest.raises(RuntimeError, match=r"(?s)do not fit the model .* config\.json.*Missing key"):
         load_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8]))
