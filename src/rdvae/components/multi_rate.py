@@ -16,7 +16,9 @@ small and the rate answered too weakly to beta at the ends of the range
 (docs/results/multi-rate.md).
 
 The gated families are the plain ones with every nn.Linear / nn.Conv2d / nn.ConvTranspose2d
-wrapped in place (`gate_layers`); nothing is copied. A gated linear unit layer
+wrapped in place (`gate_layers`); nothing is copied. By default their decoders also get a gated
+square layer in front (one gate per latent direction, `latent_gate`) and leave the layer that
+makes the logits ungated (`gate_output=False`); see multi_rate_decoder. A gated linear unit layer
 (layers.Gated: h = a * sigmoid(b) with [a; b] = W x + c) is gated on its C output units h, as the
 paper gates a ReLU layer's units: g * relu(W x + c) = relu(g * (W x + c)) there, and
 g * a * sigmoid(b) here, i.e. the rows of W and c that make `a` scaled by g and the sigmoid's
