@@ -14,7 +14,6 @@ present, else random binary images of the same shape. Single-threaded unless --t
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from rdvae.cli.options import parse_assignment
 from rdvae.data import DataError, load_dataset
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig
@@ -68,10 +68,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=JSON",
+    parser.add_argument("--model", nargs="*", default=[], type=parse_assignment, metavar="KEY=VALUE",
                         help="multi-rate model options, e.g. latent_gate=true gate_output=false")
     args = parser.parse_args(argv)
-    options = {key: json.loads(value) for key, value in (a.split("=", 1) for a in args.model)}
+    options = dict(args.model)
     torch.set_num_threads(args.threads)
     ds = dataset()
     plain_family, gated_family = FAMILIES[args.family]

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import rdvae.presets as presets
+from rdvae.cli.options import parse_assignment
 from rdvae.evaluate import evaluate_model
 from rdvae.experiments.multi_rate import BETAS, SCALES, _configs
 from rdvae.objectives.multi_rate import MultiRateObjective
@@ -61,7 +62,7 @@ def main() -> None:
     p.add_argument("--ungated", choices=["raw_variance"])
     p.add_argument("--separate", type=float, metavar="BETA")
     p.add_argument("--hidden", type=int, nargs="+", default=[512, 256])
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+    p.add_argument("--set", nargs="*", default=[], type=parse_assignment, metavar="KEY=VALUE",
                    help="mr-mlp model options, e.g. latent_gate=false gate_output=true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -78,7 +79,7 @@ def main() -> None:
         config = dataclasses.replace(
             multi_rate, **common, beta_max=args.beta_max,
             model={**model, "gate_init": args.gate_init, "gate_slope_scale": args.gate_slope_scale,
-                   **{k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}}).validated()
+                   **dict(args.set)}).validated()
     train(config, args.out, resume=True, progress=False)
     trained = load_run(args.out, device="cpu")
     x = trained.dataset.split("test")

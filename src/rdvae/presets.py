@@ -69,14 +69,12 @@ DECODERS: dict[str, Callable] = {
     "mlp": lambda shape, d, hidden=(512, 256), activation="glu", **_: mlp_decoder(
         shape, d, tuple(reversed(hidden)), activation),
     "bow": lambda shape, d, decoder_hidden=(), **_: BagOfWordsDecoder(d, shape[0], decoder_hidden),
-    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", latent_gate=True, gate_output=False,
-               **options:
-        multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation), d, latent_gate,
-                           gate_output, **gate_options(options)),
-    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, latent_gate=True, gate_output=False,
-                **options:
-        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), d, latent_gate,
-                           gate_output, **gate_options(options)),
+    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", **options:
+        multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation), d,
+                           **gate_options(options, "decoder")),
+    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, **options:
+        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), d,
+                           **gate_options(options, "decoder")),
     # Gaussian decoder for grey levels (components.gaussian_decoders): variance fixed (sigma), learned,
     # optimal (sigma^2 = MSE) or per-dimension after a warm-up; options variance, sigma, log_sigma_min,
     # variance_warmup_steps, variance_ramp_steps, warmup_variance, stop_gradient

@@ -57,11 +57,14 @@ DEFAULT_SLOPE_SCALE = 10.0
 
 
 GATE_OPTIONS = ("beta_min", "beta_max", "gate_init", "gate_slope_scale")   # BetaGate's options
+DECODER_OPTIONS = ("latent_gate", "gate_output")   # multi_rate_decoder's own options
 
 
-def gate_options(options: dict) -> dict:
-    """The BetaGate options among a family's model options."""
-    return {k: v for k, v in options.items() if k in GATE_OPTIONS}
+def gate_options(options: dict, role: str = "encoder") -> dict:
+    """The options of multi_rate_encoder / multi_rate_decoder (role) among a family's model
+    options."""
+    names = GATE_OPTIONS + (DECODER_OPTIONS if role == "decoder" else ())
+    return {k: v for k, v in options.items() if k in names}
 
 
 def check_beta_range(beta_min: float, beta_max: float) -> tuple[float, float]:
@@ -316,7 +319,7 @@ def conditioned_on(model: nn.Module, beta: Tensor | float) -> Iterator[nn.Module
 
 
 def multi_rate_encoder(encoder: nn.Module, **gate_options) -> nn.Module:
-    """A plain encoder with every layer gated by sigmoid(w eta + b); a Gaussian encoder's
+    """A plain encoder with every layer gated by sigmoid(k w eta + b); a Gaussian encoder's
     variance is centred so that closed output gates give the prior N(0, 1) in that dimension
     (GaussianEncoder.centre_at_unit_variance)."""
     gated = gate_layers(encoder, "encoder", **gate_options)
@@ -329,8 +332,8 @@ def multi_rate_decoder(decoder: nn.Module, latent_dim: int | None = None, latent
                        gate_output: bool = False, **gate_options) -> nn.Module:
     """A plain decoder with every layer gated by sqrt(relu(1 - exp(k w eta + b))).
 
-    With `latent_gate` (the default), a square linear layer z -> A z + c (A = I, c = 0 at the start) goes in
-    front of the decoder's trunk and is gated too: one gate per latent direction, the square D1
+    With `latent_gate` (the default), a square linear layer z -> A z + c (A = I, c = 0 at the
+    start) goes in front of the decoder's trunk and is gated too: one gate per latent direction, the square D1
     of the decoder D2 D1 in the paper's theorem 1. Without it the first gates sit on hidden
     units, so a latent dimension the encoder has closed at high beta (z_j ~ N(0, 1), noise)
     still reaches every hidden unit. With `gate_output` False (the default) the last layer, the
@@ -346,8 +349,9 @@ def multi_rate_decoder(decoder: nn.Module, latent_dim: int | None = None, latent
             square.bias.zero_()
         decoder.trunk = nn.Sequential(square, decoder.trunk)
     gated = gate_layers(decoder, "decoder", **gate_options)
-    if not gate_output:
+    if not gate_output:   # unwrap the last gated layer, the one that makes the logits
         name = [n for n, m in gated.named_modules() if isinstance(m, BetaGated)][-1]
         parent, _, child = name.rpartition(".")
-        setattr(gated.get_submodule(parent), child, getattr(gated.get_submodule(parent), child).layer)
+        holder = gated.get_submodule(parent)
+        setattr(holder, child, getattr(holder, child).layer)
     return gated
