@@ -1,12 +1,13 @@
 import pytest
 import torch
 
-from rdvae.presets import UnknownFamilyError, build_model, family_names, resolve_family
+from rdvae.presets import UnknownFamilyError, build_model, family_names, options_for, resolve_family
 
 
 @pytest.mark.parametrize("family", ["mlp", "mlp-v", "mlp-mog", "---", "--v", "simple-simple-vamp"])
 def test_families_build_and_report_rate_and_distortion(family):
-    model = build_model(family, (1, 8, 8), latent_dim=4, pseudo_inputs=5, hidden=(16,))
+    options = options_for(family, dict(pseudo_inputs=5, hidden=(16,)))
+    model = build_model(family, (1, 8, 8), latent_dim=4, **options)
     out = model(torch.rand(3, 1, 8, 8).bernoulli())
     assert out.rate.shape == (3,) and torch.isfinite(out.distortion).all()
 

@@ -17,7 +17,14 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
 from .components.marginals import Marginal
-from .components.multi_rate import conditioned_on
+from .components.multi_rate import (
+    DEFAULT_BETA_RANGE,
+    DEFAULT_SLOPE_SCALE,
+    beta_gates,
+    conditioned_on,
+    multi_rate_decoder,
+    multi_rate_encoder,
+)
 
 
 @dataclass
@@ -44,6 +51,22 @@ def analytic_kl(q: Distribution, p: Distribution) -> Tensor | None:
 class VAE(nn.Module):
     """A latent-variable model given by its encoder e(z|x), decoder d(x|z) and marginal m(z).
 
+    Any three modules of these shapes make a model (B examples, S draws, d = latent_dim):
+
+        encoder(x [B, *event_shape])  -> e(z|x), a torch Distribution: batch [B], event [d]
+        decoder(z [N, d])             -> d(x|z), a torch Distribution: batch [N], event event_shape
+                                         (N = S * B, sample-major: row s * B + b is draw s of example b)
+        marginal(encoder)             -> m(z), a torch Distribution with event [d]; a Marginal module
+                                         (rdvae.components.Marginal) with `latent_dim`
+
+        model = VAE(MyEncoder(), MyDecoder(), StandardNormal(latent_dim=4))
+        out = model(x)            # out.rate, out.distortion: [B] nats; out.elbo = -(R + D)
+
+    Every evaluator, objective and the trainer use only this contract (rdvae.protocols), so such a
+    model is measured (evaluate_model, iw_log_likelihood, elbo_surgery) and trained
+    (train(config, out, model=model)) like a built-in one; register its parts in a plugin
+    (rdvae.registry) to use them from the command line.
+
     With `analytic_rate=False` the rate is always the Monte Carlo estimate over the same z
     draws as the distortion; by default the analytic KL is used where torch registers one
     (lower variance, same expectation).
@@ -69,12 +92,8 @@ class VAE(nn.Module):
         x_rep = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * batch, *x.shape[1:])
         return -dist.log_prob(x_rep).reshape(samples, batch)
 
-    def forward(self, x: Tensor, samples: int = 1, beta: Tensor | float | None = None) -> RateDistortion:
-        """Rate and distortion per example, each averaged over `samples` draws of z. A multi-rate
-        model (beta-gated layers) takes the beta to condition on: a number or one per example."""
-        if beta is not None:
-            with conditioned_on(self, beta):
-                return self.forward(x, samples)
+    def forward(self, x: Tensor, samples: int = 1) -> RateDistortion:
+        """Rate and distortion per example, each averaged over `samples` draws of z."""
         q = self.encoder(x)
         p = self.marginal_distribution()
         z = q.rsample((samples,))  # [S, B, d]
@@ -101,6 +120,46 @@ class VAE(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class MultiRateVAE(VAE):
+    """The Multi-Rate VAE (Bae et al., ICLR 2023): a VAE whose encoder and decoder layers are gated by
+    log beta (components.multi_rate), so that one run learns the beta-VAE optimum for every beta of
+    a range. Built from any encoder and decoder made of nn.Linear / convolution layers: their layers
+    are wrapped in place. Declares the BetaConditioned capability (rdvae.protocols).
+
+    gate_init (open | random-slopes | paper) and gate_slope_scale set the gates; latent_gate puts a
+    gated square layer in front of the decoder's trunk (one gate per latent direction) and
+    gate_output=False leaves the decoder's logit layer ungated (see multi_rate_decoder). The gates
+    standardize log beta by the training range, which the multi-rate objective sets
+    (`set_beta_range`) and the weights store.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, marginal: Marginal, analytic_rate: bool = True,
+                 gate_init: str = "open", gate_slope_scale: float = DEFAULT_SLOPE_SCALE,
+                 latent_gate: bool = True, gate_output: bool = False):
+        gates = {"gate_init": gate_init, "gate_slope_scale": gate_slope_scale}
+        encoder = multi_rate_encoder(encoder, **gates)
+        decoder = multi_rate_decoder(decoder, marginal.latent_dim, latent_gate, gate_output, **gates)
+        super().__init__(encoder, decoder, marginal, analytic_rate)
+
+    def conditioned_on(self, beta: Tensor | float):
+        """Within the block the model is at `beta`: a positive number, or a [B] tensor (one per example)."""
+        return conditioned_on(self, beta)
+
+    def set_beta_range(self, beta_min: float = DEFAULT_BETA_RANGE[0],
+                       beta_max: float = DEFAULT_BETA_RANGE[1]) -> None:
+        """The log-beta range the gates standardize by (the training range)."""
+        for gate in beta_gates(self):
+            gate.set_range(beta_min, beta_max)
+
+    def forward(self, x: Tensor, samples: int = 1, beta: Tensor | float | None = None) -> RateDistortion:
+        """Rate and distortion per example at `beta` (a number or one per example; None: the current
+        conditioning, beta = 1 outside any)."""
+        if beta is None:
+            return super().forward(x, samples)
+        with conditioned_on(self, beta):
+            return super().forward(x, samples)
 
 
 def bits_per_dim(nats: float, dims: int) -> float:

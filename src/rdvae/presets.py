@@ -1,19 +1,20 @@
-"""Named model presets: the paper's family codes and a few spelled-out aliases.
+"""rdvae's own encoders, decoders, marginals, model classes and families, registered through the
+same decorators a user's plugin uses (rdvae.registry).
 
-A family code is three characters (encoder, decoder, marginal) from {-,+} x {-,+} x {-,+,v}
-as in "Fixing a Broken ELBO": `-` simple, `+` complex, `v` VampPrior. `mlp` is a small,
-fast MLP family for quick work; `mlp-v` and `mlp-mog` swap its marginal.
+A family code is three characters (encoder, decoder, marginal) from {-,+} x {-,+} x {-,+,v} as in
+"Fixing a Broken ELBO": `-` simple, `+` complex, `v` VampPrior. `mlp` is a small, fast MLP family for
+quick work; `mlp-v` and `mlp-mog` swap its marginal; `mr-mlp` and `mr-conv` are multi-rate models.
 
     build_model("--v", event_shape=(1, 28, 28))
     build_model("mlp", event_shape=(1, 8, 8), latent_dim=8, hidden=[128])
 
-Components register themselves in ENCODERS / DECODERS / MARGINALS, so a new component is one
-entry, and every code combining it becomes buildable.
+Options go to the builders whose signature names them (`hidden` to both MLP encoder and decoder);
+an option that none of a family's builders takes is a ConfigError listing the valid ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .components import (
@@ -28,158 +29,256 @@ from .components import (
 from .components.bagofwords import BagOfWordsDecoder, BagOfWordsTrunk
 from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
-from .components.gaussian_decoders import GAUSSIAN_DECODER_OPTIONS, mlp_gaussian_decoder
-from .components.multi_rate import gate_options, multi_rate_decoder, multi_rate_encoder
+from .components.gaussian_decoders import mlp_gaussian_decoder
 from .components.pixelcnn import PixelCNNDecoder
+from .errors import ConfigError, unknown_names
 from .estimators import DiscreteVAE
-from .model import VAE
+from .model import VAE, MultiRateVAE
+from .registry import (
+    DECODERS,
+    ENCODERS,
+    FAMILIES,
+    MARGINALS,
+    MODELS,
+    register_decoder,
+    register_encoder,
+    register_marginal,
+    register_model,
+)
+
+# defaults shared by several builders, written once
+HIDDEN = (512, 256)               # MLP encoder layers; the decoder mirrors them
+MADE_HIDDEN = (640, 640, 640)     # the MADE of every IAF / autoregressive-flow step (appendix F)
+FLOW_STEPS = 4
 
 
-class UnknownFamilyError(ValueError):
+class UnknownFamilyError(ConfigError):
     pass
 
 
-# builder(event_shape, latent_dim, **options) -> module; options a builder does not take are ignored
-ENCODERS: dict[str, Callable] = {
-    # the paper's conv stack; conv_width scales its channels (1.0: the paper's)
-    "-": lambda shape, d, activation="glu", conv_width=1.0, **_: simple_conv_encoder(
-        shape, d, activation, conv_width),
-    # the simple encoder followed by mean-only IAF steps, each shift from a MADE (appendix F.1)
-    "+": lambda shape, d, activation="glu", conv_width=1.0, flow_steps=4, made_hidden=(640, 640, 640), **_:
-        IAFEncoder(simple_conv_encoder(shape, d, activation, conv_width), d, flow_steps, tuple(made_hidden)),
-    "mlp": lambda shape, d, hidden=(512, 256), activation="glu", **_: mlp_encoder(
-        shape, d, hidden, activation),
-    # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
-    "bow-counts": lambda shape, d, **_: BernoulliEncoder(BagOfWordsTrunk(shape[0], "counts"), d),
-    "bow-freq-mlp": lambda shape, d, encoder_hidden=(512,), **_: BernoulliEncoder(
-        BagOfWordsTrunk(shape[0], "frequencies", encoder_hidden), d),
-    "bow-freq": lambda shape, d, **_: BernoulliEncoder(BagOfWordsTrunk(shape[0], "frequencies"), d),
-    # Multi-Rate VAE: the plain families with every layer gated by log beta (components.multi_rate)
-    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", **options:
-        multi_rate_encoder(mlp_encoder(shape, d, hidden, activation), **gate_options(options)),
-    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, **options:
-        multi_rate_encoder(simple_conv_encoder(shape, d, activation, conv_width), **gate_options(options)),
-}
-DECODERS: dict[str, Callable] = {
-    "-": lambda shape, d, activation="glu", conv_width=1.0, **_: simple_deconv_decoder(
-        shape, d, activation, conv_width),
-    # PixelCNN++-style autoregressive decoder conditioned on z (appendix F.2)
-    "+": lambda shape, d, pixelcnn_channels=64, pixelcnn_levels=3, pixelcnn_resnet_layers=2, **_:
-        PixelCNNDecoder(shape, d, pixelcnn_channels, pixelcnn_levels, pixelcnn_resnet_layers),
-    "mlp": lambda shape, d, hidden=(512, 256), activation="glu", **_: mlp_decoder(
-        shape, d, tuple(reversed(hidden)), activation),
-    "bow": lambda shape, d, decoder_hidden=(), **_: BagOfWordsDecoder(d, shape[0], decoder_hidden),
-    "mr-mlp": lambda shape, d, hidden=(512, 256), activation="glu", **options:
-        multi_rate_decoder(mlp_decoder(shape, d, tuple(reversed(hidden)), activation), d,
-                           **gate_options(options, "decoder")),
-    "mr-conv": lambda shape, d, activation="glu", conv_width=1.0, **options:
-        multi_rate_decoder(simple_deconv_decoder(shape, d, activation, conv_width), d,
-                           **gate_options(options, "decoder")),
-    # Gaussian decoder for grey levels (components.gaussian_decoders): variance fixed (sigma), learned,
-    # optimal (sigma^2 = MSE) or per-dimension after a warm-up; options variance, sigma, log_sigma_min,
-    # variance_warmup_steps, variance_ramp_steps, warmup_variance, stop_gradient
-    "mlp-gauss": lambda shape, d, hidden=(512, 256), activation="glu", **options: mlp_gaussian_decoder(
-        shape, d, tuple(reversed(hidden)), activation, **{k: v for k, v in options.items()
-                                                          if k in GAUSSIAN_DECODER_OPTIONS}),
-}
-MARGINALS: dict[str, Callable] = {
-    "-": lambda shape, d, **_: StandardNormal(d),
-    # N(0, I) through mean-only Gaussian autoregressive flow layers (MAF-style; appendix F.3)
-    "+": lambda shape, d, flow_steps=4, made_hidden=(640, 640, 640), **_: AutoregressiveFlowMarginal(
-        d, flow_steps, tuple(made_hidden)),
-    "v": lambda shape, d, pseudo_inputs=500, **_: VampPrior(d, shape, pseudo_inputs),
-    "mog": lambda shape, d, mixture_components=16, **_: GaussianMixtureMarginal(d, mixture_components),
-    "bernoulli": lambda shape, d, learned_marginal=False, **_: BernoulliMarginal(d, learned_marginal),
-}
-COMPONENT_NAMES = {"-": "simple", "+": "complex", "v": "vamp", "mlp": "mlp", "mog": "mixture"}
+# ------------------------------------------------------------------------------------ model classes
+register_model("vae", VAE)
+register_model("multi-rate", MultiRateVAE)
+register_model("discrete", DiscreteVAE)
 
 
+# ------------------------------------------------------------------------------------ encoders
+@register_encoder("-")
+def simple_encoder(event_shape, latent_dim, activation="glu", conv_width=1.0):
+    """The paper's conv stack; conv_width scales its channels (1.0: the paper's)."""
+    return simple_conv_encoder(event_shape, latent_dim, activation, conv_width)
+
+
+@register_encoder("+")
+def iaf_encoder(event_shape, latent_dim, activation="glu", conv_width=1.0, flow_steps=FLOW_STEPS,
+                made_hidden=MADE_HIDDEN):
+    """The simple encoder followed by mean-only IAF steps, each shift from a MADE (appendix F.1)."""
+    return IAFEncoder(simple_conv_encoder(event_shape, latent_dim, activation, conv_width), latent_dim,
+                      flow_steps, tuple(made_hidden))
+
+
+@register_encoder("mlp")
+def gated_mlp_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
+    return mlp_encoder(event_shape, latent_dim, hidden, activation)
+
+
+# semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
+@register_encoder("bow-counts")
+def bow_counts_encoder(event_shape, latent_dim):
+    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "counts"), latent_dim)
+
+
+@register_encoder("bow-freq-mlp")
+def bow_frequencies_mlp_encoder(event_shape, latent_dim, encoder_hidden=(512,)):
+    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies", encoder_hidden), latent_dim)
+
+
+@register_encoder("bow-freq")
+def bow_frequencies_encoder(event_shape, latent_dim):
+    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies"), latent_dim)
+
+
+# ------------------------------------------------------------------------------------ decoders
+@register_decoder("-")
+def simple_decoder(event_shape, latent_dim, activation="glu", conv_width=1.0):
+    return simple_deconv_decoder(event_shape, latent_dim, activation, conv_width)
+
+
+@register_decoder("+")
+def pixelcnn_decoder(event_shape, latent_dim, pixelcnn_channels=64, pixelcnn_levels=3,
+                     pixelcnn_resnet_layers=2):
+    """PixelCNN++-style autoregressive decoder conditioned on z (appendix F.2)."""
+    return PixelCNNDecoder(event_shape, latent_dim, pixelcnn_channels, pixelcnn_levels,
+                           pixelcnn_resnet_layers)
+
+
+@register_decoder("mlp")
+def gated_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
+    return mlp_decoder(event_shape, latent_dim, tuple(reversed(hidden)), activation)
+
+
+@register_decoder("bow")
+def bow_decoder(event_shape, latent_dim, decoder_hidden=()):
+    return BagOfWordsDecoder(latent_dim, event_shape[0], decoder_hidden)
+
+
+@register_decoder("mlp-gauss")
+def gaussian_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu", variance="optimal",
+                         sigma=1.0, log_sigma_min=-6.0, variance_warmup_steps=0, variance_ramp_steps=0,
+                         warmup_variance="optimal", stop_gradient=False):
+    """Gaussian decoder for grey levels (components.gaussian_decoders): variance fixed (sigma),
+    learned, optimal (sigma^2 = MSE) or per-dimension after a warm-up."""
+    return mlp_gaussian_decoder(event_shape, latent_dim, tuple(reversed(hidden)), activation, variance,
+                                sigma, log_sigma_min, variance_warmup_steps, variance_ramp_steps,
+                                warmup_variance, stop_gradient)
+
+
+# ------------------------------------------------------------------------------------ marginals
+@register_marginal("-")
+def standard_normal(event_shape, latent_dim):
+    return StandardNormal(latent_dim)
+
+
+@register_marginal("+")
+def flow_marginal(event_shape, latent_dim, flow_steps=FLOW_STEPS, made_hidden=MADE_HIDDEN):
+    """N(0, I) through mean-only Gaussian autoregressive flow layers (MAF-style; appendix F.3)."""
+    return AutoregressiveFlowMarginal(latent_dim, flow_steps, tuple(made_hidden))
+
+
+@register_marginal("v")
+def vamp_prior(event_shape, latent_dim, pseudo_inputs=500):
+    return VampPrior(latent_dim, event_shape, pseudo_inputs)
+
+
+@register_marginal("mog")
+def mixture_marginal(event_shape, latent_dim, mixture_components=16):
+    return GaussianMixtureMarginal(latent_dim, mixture_components)
+
+
+@register_marginal("bernoulli")
+def bernoulli_marginal(event_shape, latent_dim, learned_marginal=False):
+    return BernoulliMarginal(latent_dim, learned_marginal)
+
+
+# ------------------------------------------------------------------------------------ families
 @dataclass(frozen=True)
-class Preset:
+class Family:
+    """Which registered encoder, decoder, marginal and model class make a family."""
+
     encoder: str
     decoder: str
     marginal: str
-    latent_dim: int
-    description: str
-    model: Callable | None = None  # the model class when not VAE; it receives the options too
+    latent_dim: int = 32
+    description: str = ""
+    model: str = "vae"
+
+    def parts(self) -> tuple[tuple[str, object, str], ...]:
+        """(role, registry, name) of each builder, in the order they are built."""
+        return (("encoder", ENCODERS, self.encoder), ("decoder", DECODERS, self.decoder),
+                ("marginal", MARGINALS, self.marginal), ("model", MODELS, self.model))
+
+    @property
+    def capabilities(self) -> type:
+        """The model class (what it can do: e.g. rdvae.protocols.BetaConditioned)."""
+        return MODELS[self.model]
+
+    def options(self) -> dict[str, object]:
+        """Every option a builder of the family takes, with the first default found."""
+        found: dict[str, object] = {}
+        for _, registry, name in self.parts():
+            for key, default in registry.options(name).items():
+                found.setdefault(key, default)
+        return found
 
 
-PRESETS: dict[str, Preset] = {
-    "mlp": Preset("mlp", "mlp", "-", 32, "MLP encoder and decoder (gated), N(0, I) marginal"),
-    "mlp-v": Preset("mlp", "mlp", "v", 32, "MLP encoder and decoder, VampPrior marginal"),
-    "mlp-mog": Preset("mlp", "mlp", "mog", 32, "MLP encoder and decoder, learned mixture marginal"),
-    "hash-e1": Preset("bow-counts", "bow", "bernoulli", 64,
-                      "semantic hashing e1: word counts, linear encoder to Bernoulli bits", DiscreteVAE),
-    "hash-e2": Preset("bow-freq-mlp", "bow", "bernoulli", 64,
-                      "semantic hashing e2: word frequencies, one hidden layer of 512", DiscreteVAE),
-    "hash-e3": Preset("bow-freq", "bow", "bernoulli", 64,
-                      "semantic hashing e3: word frequencies, linear encoder", DiscreteVAE),
-    "mr-mlp": Preset("mr-mlp", "mr-mlp", "-", 32,
-                     "multi-rate VAE: the mlp family, every layer gated by beta"),
-    "mr-conv": Preset("mr-conv", "mr-conv", "-", 64,
-                      "multi-rate VAE: the simple conv family ('---'), every layer gated by beta"),
-    "mlp-gauss": Preset("mlp", "mlp-gauss", "-", 32,
-                        "MLP encoder, Gaussian MLP decoder for grey levels (model option variance: fixed, "
-                        "learned, optimal or per-dimension), N(0, I) marginal"),
-}
-ALIASES = {
-    "simple-simple-gaussian": "---",
-    "simple-simple-vamp": "--v",
-    "simple-simple-flow": "--+",
-    "complex-simple-gaussian": "+--",
-    "simple-complex-gaussian": "-+-",
-}
+# Family = the preset record (kept under its old name for code that imported it)
+Preset = Family
 
 
-def family_code_preset(code: str) -> Preset:
-    enc, dec, mar = code
-    if enc not in "-+" or dec not in "-+" or mar not in "-+v":
+def register_family(name: str, encoder: str, decoder: str, marginal: str, latent_dim: int = 32,
+                    description: str = "", model: str = "vae", aliases: Sequence[str] = (),
+                    replace: bool = False) -> Family:
+    """Register a family: registered encoder, decoder, marginal and model class names, the default
+    latent dimension and a one-line description."""
+    if not (isinstance(latent_dim, int) and latent_dim >= 1):
+        raise ConfigError(f"family {name!r}: latent_dim must be an integer >= 1, got {latent_dim!r}")
+    family = Family(encoder, decoder, marginal, latent_dim, description, model)
+    return FAMILIES.register(name, family, replace=replace, aliases=aliases)
+
+
+COMPONENT_NAMES = {"-": "simple", "+": "complex", "v": "vamp", "mlp": "mlp", "mog": "mixture"}
+
+register_family("mlp", "mlp", "mlp", "-", 32, "MLP encoder and decoder (gated), N(0, I) marginal")
+register_family("mlp-v", "mlp", "mlp", "v", 32, "MLP encoder and decoder, VampPrior marginal")
+register_family("mlp-mog", "mlp", "mlp", "mog", 32, "MLP encoder and decoder, learned mixture marginal")
+register_family("mlp-gauss", "mlp", "mlp-gauss", "-", 32,
+                "MLP encoder, Gaussian MLP decoder for grey levels and real values (model option variance: "
+                "fixed, learned, optimal or per-dimension), N(0, I) marginal")
+register_family("mr-mlp", "mlp", "mlp", "-", 32, "multi-rate VAE: the mlp family, its layers gated by beta",
+                model="multi-rate")
+register_family("mr-conv", "-", "-", "-", 64,
+                "multi-rate VAE: the simple conv family ('---'), its layers gated by beta",
+                model="multi-rate")
+for _code, _encoder in (("e1", "bow-counts"), ("e2", "bow-freq-mlp"), ("e3", "bow-freq")):
+    register_family(f"hash-{_code}", _encoder, "bow", "bernoulli", 64,
+                    f"semantic hashing {_code}: " + {"e1": "word counts, linear encoder to Bernoulli bits",
+                                                     "e2": "word frequencies, one hidden layer of 512",
+                                                     "e3": "word frequencies, linear encoder"}[_code],
+                    model="discrete")
+_ALIASES = {"---": ("simple-simple-gaussian",), "--v": ("simple-simple-vamp",),
+            "--+": ("simple-simple-flow",),
+            "+--": ("complex-simple-gaussian",), "-+-": ("simple-complex-gaussian",)}
+for _e in "-+":
+    for _d in "-+":
+        for _m in "-+v":
+            register_family(_e + _d + _m, _e, _d, _m, 64,
+                            f"{COMPONENT_NAMES[_e]} encoder, {COMPONENT_NAMES[_d]} decoder, "
+                            f"{COMPONENT_NAMES[_m]} marginal", aliases=_ALIASES.get(_e + _d + _m, ()))
+
+
+# ------------------------------------------------------------------------------------ lookups
+def resolve_family(family: str) -> Family:
+    """A registered family name, alias or three-character paper code -> its Family."""
+    if not isinstance(family, str) or family not in FAMILIES:
         raise UnknownFamilyError(
-            f"family code {code!r}: expected encoder, decoder, marginal from {{-,+}} x {{-,+}} x {{-,+,v}}"
-        )
-    description = f"{COMPONENT_NAMES[enc]} encoder, {COMPONENT_NAMES[dec]} decoder, " \
-                  f"{COMPONENT_NAMES[mar]} marginal"
-    return Preset(enc, dec, mar, 64, description)
-
-
-def resolve_family(family: str) -> Preset:
-    """A preset name, a spelled-out alias or a three-character paper code -> its Preset."""
-    name = ALIASES.get(family, family)
-    if name in PRESETS:
-        return PRESETS[name]
-    if len(name) == 3 and set(name) <= set("-+v"):
-        return family_code_preset(name)
-    raise UnknownFamilyError(
-        f"unknown family {family!r}; use a paper code such as '--v' or '-+-', "
-        f"an alias ({', '.join(sorted(ALIASES))}) or a preset ({', '.join(sorted(PRESETS))})"
-    )
+            f"unknown family {family!r}; use a paper code such as '--v' or '-+-', or a registered family "
+            f"({', '.join(sorted(FAMILIES.names(aliases=True)))}); `rdvae list families` describes them")
+    return FAMILIES[family]
 
 
 def family_names() -> list[str]:
-    codes = [e + d + m for e in "-+" for d in "-+" for m in "-+v"]
-    return sorted(PRESETS) + codes + sorted(ALIASES)
+    return sorted(FAMILIES.names(aliases=True))
 
 
-def _component(table: dict[str, Callable], key: str, role: str, family: str) -> Callable:
-    if key not in table:
-        available = ", ".join(repr(k) for k in table)
-        raise UnknownFamilyError(
-            f"family {family!r} needs the {COMPONENT_NAMES.get(key, key)} {role} ({key!r}), "
-            f"which is not available; {role}s available: {available}"
-        )
-    return table[key]
+def options_for(family: str, options: dict) -> dict:
+    """The subset of `options` that the family's builders take (for grids over families that share a
+    set of options, each family getting its own)."""
+    accepted = resolve_family(family).options()
+    return dict(options) if "**" in accepted else {k: v for k, v in options.items() if k in accepted}
+
+
+def check_model_options(family: str, options: dict) -> None:
+    """ConfigError for options that no builder of the family takes (with suggestions)."""
+    accepted = resolve_family(family).options()
+    if "**" in accepted or not options:
+        return
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise unknown_names("model option(s)", unknown, [k for k in accepted if k != "**"],
+                            f" for family {family!r}")
 
 
 def build_model(family: str, event_shape: Sequence[int], latent_dim: int | None = None,
                 **options) -> VAE:
-    """Build the VAE of a family for data of `event_shape`; options go to the components
-    (hidden, activation, pseudo_inputs, mixture_components, ...)."""
-    preset = resolve_family(family)
-    d = latent_dim or preset.latent_dim
-    shape = tuple(event_shape)
-    encoder = _component(ENCODERS, preset.encoder, "encoder", family)(shape, d, **options)
-    decoder = _component(DECODERS, preset.decoder, "decoder", family)(shape, d, **options)
-    marginal = _component(MARGINALS, preset.marginal, "marginal", family)(shape, d, **options)
-    if preset.model is not None:  # e.g. DiscreteVAE, which takes its estimator options
-        return preset.model(encoder, decoder, marginal, **options)
-    return VAE(encoder, decoder, marginal)
+    """Build the model of a family for data of `event_shape`; each option goes to the builders whose
+    signature names it (hidden, activation, pseudo_inputs, estimator, analytic_rate, ...)."""
+    fam = resolve_family(family)
+    check_model_options(family, options)
+    shape, d = tuple(event_shape), latent_dim or fam.latent_dim
+    built = []
+    for role, registry, name in fam.parts():
+        accepted = registry.options(name)
+        given = options if "**" in accepted else {k: v for k, v in options.items() if k in accepted}
+        leading = tuple(built) if role == "model" else (shape, d)
+        built.append(registry.build(name, *leading, where=f" (the {role} of family {family!r})", **given))
+    return built[-1]

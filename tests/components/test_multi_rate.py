@@ -22,8 +22,9 @@ from rdvae.components.multi_rate import (
 )
 from rdvae.evaluate import evaluate_model
 from rdvae.objectives import ObjectiveError
-from rdvae.objectives.multi_rate import MultiRateObjective, make_multi_rate_objective
+from rdvae.objectives.multi_rate import MultiRateObjective
 from rdvae.presets import build_model
+from rdvae.train import TrainConfig
 
 
 def expected_gate(gate: BetaGate, beta: float, a: float = 0.01, b: float = 10.0) -> torch.Tensor:
@@ -151,7 +152,7 @@ def test_gradients_reach_the_gate_parameters():
     x = torch.rand(8, 1, 6, 6).round()
     beta = MultiRateObjective().sample_beta(8)
     out = model(x, beta=beta)
-    MultiRateObjective()(out.rate, out.distortion, beta=beta).backward()
+    MultiRateObjective().loss(out.rate, out.distortion, beta).backward()
     gates = beta_gates(model)
     assert {g.role for g in gates} == {"encoder", "decoder"}
     for gate in gates:
@@ -253,7 +254,8 @@ def test_conditioning_is_scoped_and_checked():
 
 
 def test_unconditioned_model_is_at_beta_one_and_the_range_is_saved():
-    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16], beta_min=0.1, beta_max=100.0)
+    model = build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[16])
+    model.set_beta_range(0.1, 100.0)
     randomize_gates(model)
     x = torch.rand(4, 1, 6, 6).round()
     unconditioned = model.encoder(x).mean
@@ -398,11 +400,9 @@ def test_multi_rate_objective_draws_log_uniform_betas_and_weights_each_rate():
     assert torch.allclose(counts, torch.full((4,), 0.25), atol=0.01)
     rate, distortion = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0])
     b = torch.tensor([0.1, 1.0, 10.0])
-    assert objective(rate, distortion, beta=b).item() == pytest.approx((10.1 + 22 + 60) / 3)
-    with pytest.raises(ObjectiveError, match="per-example betas"):
-        objective(rate, distortion)
-    with pytest.raises(ObjectiveError, match="cannot be combined with target_rate"):
-        make_multi_rate_objective(target_rate=5.0)
+    assert objective.loss(rate, distortion, b).item() == pytest.approx((10.1 + 22 + 60) / 3)
+    with pytest.raises(ObjectiveError, match="does not use target_rate"):
+        TrainConfig(multi_rate=True, target_rate=5.0).objective_instance()
     with pytest.raises(ObjectiveError, match="beta range"):
         MultiRateObjective(1.0, 0.5)
 
@@ -418,5 +418,5 @@ def test_gated_conv_family_trains_with_per_example_betas():
     x = torch.rand(4, 1, 8, 8).round()
     beta = torch.tensor([0.02, 0.3, 2.0, 9.0])
     out = model(x, samples=2, beta=beta)
-    MultiRateObjective()(out.rate, out.distortion, beta=beta).backward()
+    MultiRateObjective().loss(out.rate, out.distortion, beta).backward()
     assert all(g.weight.grad.abs().sum() > 0 for g in beta_gates(model))

@@ -18,12 +18,13 @@ def test_regime_rule_labels_the_papers_four_models_as_the_paper_does():
 def test_all_twelve_families_build_train_and_measure():
     import torch
 
-    from rdvae.presets import build_model
+    from rdvae.presets import build_model, options_for
 
     x = torch.bernoulli(torch.full((3, 1, 8, 8), 0.4))
+    small = dict(made_hidden=(8, 8, 8), pixelcnn_channels=4, pixelcnn_levels=2, pixelcnn_resnet_layers=1,
+                 pseudo_inputs=3)
     for code in FAMILIES:
-        model = build_model(code, (1, 8, 8), latent_dim=4, made_hidden=(8, 8, 8), pixelcnn_channels=4,
-                            pixelcnn_levels=2, pixelcnn_resnet_layers=1, pseudo_inputs=3)
+        model = build_model(code, (1, 8, 8), latent_dim=4, **options_for(code, small))
         out = model(x)
         assert out.rate.shape == (3,) and torch.isfinite(out.elbo).all(), code
         (out.distortion + out.rate).mean().backward()

@@ -57,9 +57,9 @@ def test_multi_rate_training_resumes_exactly(tmp_path):
 
 
 def test_multi_rate_config_is_checked():
-    with pytest.raises(ConfigError, match="beta-conditioned family"):
+    with pytest.raises(ConfigError, match="needs a BetaConditioned model"):
         TrainConfig(**{**SMALL, "family": "mlp"}).validated()
-    with pytest.raises(ConfigError, match="cannot be combined with target_rate"):
+    with pytest.raises(ConfigError, match="does not use target_rate"):
         TrainConfig(**SMALL, target_rate=3.0).validated()
     with pytest.raises(ConfigError, match="beta range"):
         TrainConfig(**SMALL, beta_min=1.0, beta_max=0.5).validated()

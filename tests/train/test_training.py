@@ -80,8 +80,8 @@ class NanAfter(BetaObjective):
         super().__init__(1.0)
         object.__setattr__(self, "nan_steps", steps)
 
-    def __call__(self, rate, distortion, step=0):
-        loss = super().__call__(rate, distortion, step)
+    def loss(self, rate, distortion, step=0):
+        loss = super().loss(rate, distortion, step)
         return loss * math.nan if self.nan_steps(step) else loss
 
 

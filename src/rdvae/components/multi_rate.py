@@ -141,15 +141,15 @@ class BetaGate(nn.Module):
         if not (math.isfinite(slope_scale) and slope_scale > 0):
             raise ValueError(f"gate_slope_scale must be a positive number, got {gate_slope_scale!r}")
         self.role, self.features = role, features
-        mean, std = log_beta_moments(beta_min, beta_max)
         # the standardization is part of the model: saved with the weights
-        self.register_buffer("log_beta_mean", torch.tensor(mean))
-        self.register_buffer("log_beta_std", torch.tensor(std))
+        self.register_buffer("log_beta_mean", torch.tensor(0.0))
+        self.register_buffer("log_beta_std", torch.tensor(1.0))
         # saved with the weights (a checkpoint from before it existed loads with 1, as trained)
         self.register_buffer("slope_scale", torch.tensor(slope_scale))
         # the same numbers as Python floats (no device sync per step): the key under which
         # conditioned_on shares one [k eta; 1] between the gates of a model
-        self.eta_key = (mean, std, slope_scale)
+        self.eta_key = (0.0, 1.0, slope_scale)
+        self.set_range(beta_min, beta_max)
         self.weight = nn.Parameter(torch.zeros(features))
         self.bias = nn.Parameter(torch.full((features,), INVERSE[role](INITIAL_GATE)))
         with torch.no_grad():
@@ -160,6 +160,13 @@ class BetaGate(nn.Module):
         self.beta: Tensor | float | None = None   # set by conditioned_on
         # per-example betas, standardized once for all gates: [eta; 1] of shape [2, B]
         self.eta_ones: Tensor | None = None
+
+    def set_range(self, beta_min: float, beta_max: float) -> None:
+        """Standardize log beta by the moments of log beta ~ Uniform[log beta_min, log beta_max]."""
+        mean, std = log_beta_moments(beta_min, beta_max)
+        self.log_beta_mean.fill_(mean)
+        self.log_beta_std.fill_(std)
+        self.eta_key = (mean, std, self.eta_key[2])
 
     def standardize(self, beta: Tensor | float) -> Tensor:
         log_beta = torch.as_tensor(beta, dtype=self.weight.dtype, device=self.weight.device).log()
@@ -181,7 +188,7 @@ class BetaGate(nn.Module):
         if key not in state_dict:   # saved before the slope scale existed: trained with 1
             state_dict[key] = torch.tensor(1.0)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self.eta_key = (*self.eta_key[:2], float(self.slope_scale))
+        self.eta_key = (float(self.log_beta_mean), float(self.log_beta_std), float(self.slope_scale))
 
     def extra_repr(self) -> str:
         return f"features={self.features}, role={self.role}"

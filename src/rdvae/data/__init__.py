@@ -9,7 +9,7 @@ $RDVAE_OFFLINE=1 forbids downloads; $RDVAE_CACHE relocates the parsed-array cach
 
 from rdvae.data.dataset import Dataset
 from rdvae.data.errors import DataError
-from rdvae.data.load import load_dataset
+from rdvae.data.registry import check_dataset_options, dataset_options, load_dataset
 from rdvae.data.sources import DatasetSpec, FileSpec, dataset_names, get_spec
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "DatasetSpec",
     "FileSpec",
     "dataset_names",
+    "check_dataset_options",
+    "dataset_options",
     "get_spec",
     "load_dataset",
 ]

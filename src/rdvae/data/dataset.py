@@ -32,6 +32,7 @@ class Dataset:
     seed: int = 0
     vocabulary: list[str] | None = field(default=None, repr=False)
     note: str = ""
+    fingerprint: str | None = None  # hex SHA-256 of a user-given source (data/files.py)
 
     def __repr__(self) -> str:
         return f"Dataset({self.describe()})"

@@ -1,4 +1,4 @@
-"""load_dataset: find or download the files, parse (or read the cache), build a Dataset."""
+"""load_spec_dataset: find or download the files, parse (or read the cache), build a Dataset."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ SCALE = {"digits": 16.0, "idx": 255.0, "amat": 1.0}
 Arrays = dict[str, np.ndarray]
 
 
-def load_dataset(
+def load_spec_dataset(
     name: str,
     root: str | os.PathLike[str] | None = None,
     binarize: str | None = None,
     download: bool = True,
     seed: int = 0,
 ) -> Dataset:
-    """Load a registered dataset as in-memory float32 tensors.
+    """Load one of rdvae's own datasets (a DatasetSpec) as in-memory float32 tensors.
 
     root: folder with one sub-folder per dataset (default $RDVAE_DATA, else ~/.cache/rdvae).
     binarize: None, "static", "dynamic" or "threshold", for grey-level image sets only.

@@ -1,6 +1,6 @@
 """DiscreteVAE: a VAE over discrete latents whose distortion carries a gradient estimator.
 
-The trainer minimises objective(rate, distortion). With discrete z the rate is the analytic
+The trainer minimises an objective of (rate, distortion). With discrete z the rate is the analytic
 KL (exact gradient), and the forward pass returns
 
     distortion = D(b) + (s - s.detach())
@@ -44,7 +44,10 @@ class DiscreteVAE(VAE):
     def __init__(self, encoder: nn.Module, decoder: nn.Module, marginal: Marginal,
                  estimator: str = "disarm", passes: int = 1, refine_passes: int | None = None,
                  refine_after_steps: int | None = None, temperature: float = 1.0,
-                 min_temperature: float = 0.1, anneal_rate: float = 1e-4, **_):
+                 min_temperature: float = 0.1, anneal_rate: float = 1e-4, analytic_rate: bool = True):
+        if not analytic_rate:
+            raise ValueError("discrete latents are trained with the analytic rate (their gradient "
+                             "estimators act on the distortion); analytic_rate must be true")
         super().__init__(encoder, decoder, marginal, analytic_rate=True)
         if estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {estimator!r}; choose one of {', '.join(ESTIMATORS)}")

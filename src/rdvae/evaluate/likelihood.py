@@ -16,12 +16,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..device import autocast
-from ..model import VAE
+from ..protocols import LatentVariableModel
 from .batching import model_device
 
 
 @torch.inference_mode()
-def iw_log_likelihood(model: VAE, x: Tensor, samples: int, rows: int = 8192,
+def iw_log_likelihood(model: LatentVariableModel, x: Tensor, samples: int, rows: int = 8192,
                       precision: str = "fp32", progress: bool = False) -> Tensor:
     """The k-sample importance-weighted estimate of log p(x) for every example: [N] nats."""
     if samples < 1:

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.distributions import Independent
 
 from ..components.distributions import pairwise_log_prob
-from ..model import VAE
+from ..protocols import LatentVariableModel
 from .batching import chunks, mean_and_stderr, model_device
 
 
@@ -85,7 +85,7 @@ def posterior_samples(encoder, x: Tensor, batch_size: int = 1000) -> tuple[Tenso
 
 
 @torch.inference_mode()
-def mutual_information(model: VAE, x: Tensor, batch_size: int = 1000) -> MutualInformation:
+def mutual_information(model: LatentVariableModel, x: Tensor, batch_size: int = 1000) -> MutualInformation:
     """I_q(x; z) over the N examples of x, one posterior sample per example."""
     z, log_q_cond = posterior_samples(model.encoder, x, batch_size)
     log_q = aggregate_log_density(model.encoder, x, z, batch_size)

@@ -6,12 +6,12 @@ import torch
 from torch import Tensor
 
 from ..device import autocast
-from ..model import VAE
+from ..protocols import LatentVariableModel
 from .batching import chunks, model_device
 
 
 @torch.inference_mode()
-def rate_distortion(model: VAE, x: Tensor, batch_size: int = 1000, samples: int = 1,
+def rate_distortion(model: LatentVariableModel, x: Tensor, batch_size: int = 1000, samples: int = 1,
                     precision: str = "fp32") -> tuple[Tensor, Tensor]:
     """Rate and distortion of every example (nats, [N] each, on the CPU)."""
     device = model_device(model)

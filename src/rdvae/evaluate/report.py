@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 from torch import Tensor
 
-from ..components.multi_rate import conditioned_on
 from ..device import seeded
-from ..model import VAE, bits_per_dim
+from ..model import bits_per_dim
+from ..protocols import LatentVariableModel, conditioned
 from .active_units import active_units
 from .batching import mean_and_stderr, model_device
 from .likelihood import iw_log_likelihood
@@ -21,17 +20,16 @@ def _stderr(values: Tensor) -> float:
     return mean_and_stderr(values)[1]
 
 
-def evaluate_model(model: VAE, x: Tensor, iw_samples: int = 0, batch_size: int = 1000,
+def evaluate_model(model: LatentVariableModel, x: Tensor, iw_samples: int = 0, batch_size: int = 1000,
                    seed: int = 0, precision: str = "fp32", progress: bool = False,
                    diagnostics: bool = True, beta: float | None = None) -> dict:
     """Rate, distortion, ELBO (means over x, nats) with standard errors; with `diagnostics`,
     active units and I_q(x; z); with iw_samples = k > 0, the k-sample IW negative
     log-likelihood. The bounds H - D <= I <= R are reported with the best upper bound on H
-    available here (min of -ELBO and IW-NLL) standing in for H. `beta` evaluates a multi-rate
+    available here (min of -ELBO and IW-NLL) standing in for H. `beta` evaluates a beta-conditioned
     model conditioned on that beta (and records it)."""
     model.eval()
-    at_beta = contextlib.nullcontext() if beta is None else conditioned_on(model, beta)
-    with seeded(seed, model_device(model)), at_beta:
+    with seeded(seed, model_device(model)), conditioned(model, beta):
         rate, distortion = rate_distortion(model, x, batch_size, precision=precision)
         neg_elbo = rate + distortion
         result = {

@@ -35,8 +35,9 @@ from torch.distributions import Distribution
 
 from ..components.distributions import diagonal_normal, is_diagonal_normal
 from ..device import seeded
-from ..model import VAE, analytic_kl
+from ..model import analytic_kl
 from ..objectives.total_correlation import FactorizationError, per_dimension_log_prob
+from ..protocols import LatentVariableModel
 from .batching import chunks, mean_and_stderr, model_device
 from .mutual_information import (
     aggregate_log_density,
@@ -162,7 +163,8 @@ def _average_analytic_kl(encoder, marginal: Distribution, x: Tensor, batch_size:
 
 
 @torch.inference_mode()
-def elbo_surgery(model: VAE, x: Tensor, points: int | None = None, samples_per_example: int = 1,
+def elbo_surgery(model: LatentVariableModel, x: Tensor, points: int | None = None,
+                 samples_per_example: int = 1,
                  dimension_points: int | None = None, dimensions: bool = True,
                  batch_size: int = 1000, seed: int = 0) -> ELBOSurgery:
     """The decomposition of the rate over the N examples of x.

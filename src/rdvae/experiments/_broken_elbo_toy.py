@@ -17,7 +17,7 @@ from ..components.two_cluster_toy import (
     optimal_model_summary,
     two_cluster_data,
 )
-from ..objectives import make_objective
+from ..objectives import BetaObjective, TargetRateObjective
 from ..plots.style import new_figure, save_figure, styled
 
 # The paper reports R = 0.0002 (ELBO) and R = 0.4999 (target rate 0.5), two clusters 70/30.
@@ -50,7 +50,7 @@ def train_toy(data: TwoClusterData, target_rate: float | None, steps: int, seed:
     """
     generator = torch.Generator().manual_seed(seed)
     model = DiscreteToyModel(init_scale=init_scale, generator=generator, form=form)
-    objective = make_objective(1.0, target_rate)
+    objective = BetaObjective(1.0) if target_rate is None else TargetRateObjective(target_rate)
     optimizer = torch.optim.Adam([
         {"params": [model.decoder_w, model.decoder_b], "lr": decoder_lr},
         {"params": [model.marginal_logits], "lr": decoder_lr if marginal_lr is None else marginal_lr},
@@ -63,7 +63,7 @@ def train_toy(data: TwoClusterData, target_rate: float | None, steps: int, seed:
     name = ("ELBO" if target_rate is None else f"target rate {target_rate:g}") + f", {form}"
     for step in tqdm(range(steps), desc=f"toy, {name}", disable=not progress, leave=False):
         rate, distortion = model.rate_distortion(data.p_x)
-        loss = objective(rate.reshape(1), distortion.reshape(1), step)
+        loss = objective.loss(rate.reshape(1), distortion.reshape(1), step)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -42,6 +42,7 @@ from ..components.two_cluster_toy import FORMS
 from ..data import load_dataset
 from ..plots import plot_sweep, reconstruction_grid, samples_grid, save_figure
 from ..plots.sweep_figures import pick_inputs
+from ..presets import options_for
 from ..rundir import RunDir, write_json
 from ..sweep import SweepSpec, product, run_sweep, sweep
 from ..train import final_evaluation, load_run, train
@@ -140,7 +141,7 @@ def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequenc
     train_size = s["train_examples"] or _train_size(s["dataset"])
     steps_per_epoch = math.ceil(train_size / s["batch_size"])
     base = {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
-            "model": dict(s["model"]), "epochs": s["epochs"], "batch_size": s["batch_size"], "lr": s["lr"],
+            "epochs": s["epochs"], "batch_size": s["batch_size"], "lr": s["lr"],
             "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
             "eval_batch_size": 500}
     if not pairs:  # the grid, then the fig. 4 betas of -+v that it lacks
@@ -152,7 +153,10 @@ def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequenc
         base["kl_anneal_steps"] = anneal[0]
     else:
         axes.append(sweep("kl_anneal_steps", anneal))
-    return SweepSpec(base=base, points=product(*axes))
+    points = product(*axes)
+    names = SweepSpec(points=points).names   # named by family and beta; each gets its family's options
+    return SweepSpec(base=base, points=[{**p, "model": options_for(p["family"], s["model"])} for p in points],
+                     names=names)
 
 
 def _train_size(dataset: str) -> int:

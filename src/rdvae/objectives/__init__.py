@@ -1,18 +1,16 @@
-"""Training objectives over per-example rate R and distortion D (nats).
+"""Training objectives: one interface (base.Objective), registered by name.
 
-`rate_distortion`: beta, target rate, free bits and KL annealing (what `make_objective` builds);
-`multi_rate`: log beta drawn per example (Multi-Rate VAE); `total_correlation`: the minibatch
-stratified estimator of the rate's decomposition (beta-TCVAE style, biased: for training only).
+`beta` (alias rate-distortion), `free-bits`, `target-rate` (rate_distortion), `multi-rate` (log beta
+drawn per example, Multi-Rate VAE) and `beta-tc` (the minibatch stratified estimator of the rate's
+decomposition, beta-TCVAE style, biased: for training only). A run's config picks one by name
+(`objective`, or from the fields it sets: multi_rate, target_rate, free_bits, else beta).
 """
 
-from .rate_distortion import (
-    BetaObjective,
-    FreeBitsObjective,
-    KLAnnealing,
-    ObjectiveError,
-    TargetRateObjective,
-    make_objective,
-)
+from .base import Objective, ObjectiveError, RateDistortionObjective, StepResult, build_objective
+from .multi_rate import MultiRateObjective
+from .rate_distortion import BetaObjective, FreeBitsObjective, KLAnnealing, TargetRateObjective
+from .total_correlation import BetaTCObjective
 
-__all__ = ["BetaObjective", "FreeBitsObjective", "KLAnnealing", "ObjectiveError",
-           "TargetRateObjective", "make_objective"]
+__all__ = ["BetaObjective", "BetaTCObjective", "FreeBitsObjective", "KLAnnealing", "MultiRateObjective",
+           "Objective", "ObjectiveError", "RateDistortionObjective", "StepResult", "TargetRateObjective",
+           "build_objective"]

@@ -11,29 +11,13 @@ steps (w = 1 when anneal_steps = 0). Free bits here act on the total rate of the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-
-class ObjectiveError(ValueError):
-    """An invalid objective setting, with what was given and what is allowed."""
-
-
-def _positive(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ObjectiveError(f"{name} must be a positive finite number, got {value!r}")
-    return value
-
-
-def _non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ObjectiveError(f"{name} must be a finite number >= 0 nats, got {value!r}")
-    return value
+from ..registry import register_objective
+from .base import ObjectiveError, RateDistortionObjective, number
 
 
 @dataclass(frozen=True)
@@ -43,7 +27,7 @@ class KLAnnealing:
     steps: int = 0
 
     def __post_init__(self):
-        if int(self.steps) != self.steps or self.steps < 0:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
             raise ObjectiveError(f"kl_anneal_steps must be an integer >= 0, got {self.steps!r}")
 
     def weight(self, step: int) -> float:
@@ -51,14 +35,14 @@ class KLAnnealing:
 
 
 @dataclass(frozen=True)
-class BetaObjective:
+class BetaObjective(RateDistortionObjective):
     beta: float = 1.0
     annealing: KLAnnealing = KLAnnealing()
 
     def __post_init__(self):
-        _positive("beta", self.beta)
+        number("beta", self.beta)
 
-    def __call__(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
+    def loss(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
         return distortion.mean() + self.beta * self.annealing.weight(step) * rate.mean()
 
     def describe(self) -> str:
@@ -66,13 +50,13 @@ class BetaObjective:
 
 
 @dataclass(frozen=True)
-class TargetRateObjective:
+class TargetRateObjective(RateDistortionObjective):
     target_rate: float
 
     def __post_init__(self):
-        _non_negative("target rate sigma", self.target_rate)
+        number("target_rate (sigma, nats)", self.target_rate, strict=False)
 
-    def __call__(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
+    def loss(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
         return distortion.mean() + (self.target_rate - rate.mean()).abs()
 
     def describe(self) -> str:
@@ -80,16 +64,16 @@ class TargetRateObjective:
 
 
 @dataclass(frozen=True)
-class FreeBitsObjective:
+class FreeBitsObjective(RateDistortionObjective):
     free_bits: float
     beta: float = 1.0
     annealing: KLAnnealing = KLAnnealing()
 
     def __post_init__(self):
-        _non_negative("free bits lambda", self.free_bits)
-        _positive("beta", self.beta)
+        number("free_bits (lambda, nats)", self.free_bits, strict=False)
+        number("beta", self.beta)
 
-    def __call__(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
+    def loss(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
         clamped = torch.clamp(rate.mean(), min=self.free_bits)
         return distortion.mean() + self.beta * self.annealing.weight(step) * clamped
 
@@ -97,15 +81,19 @@ class FreeBitsObjective:
         return f"D + {self.beta:g} max({self.free_bits:g}, R)"
 
 
-def make_objective(beta: float | None = 1.0, target_rate: float | None = None,
-                   free_bits: float | None = None, kl_anneal_steps: int = 0):
-    """The objective a run config asks for; target rate excludes beta, annealing and free bits."""
-    annealing = KLAnnealing(int(kl_anneal_steps or 0))
-    if target_rate is not None:
-        if free_bits is not None or annealing.steps:
-            raise ObjectiveError("target_rate cannot be combined with free_bits or KL annealing")
-        return TargetRateObjective(target_rate)
-    beta = 1.0 if beta is None else beta
-    if free_bits is not None:
-        return FreeBitsObjective(free_bits, beta, annealing)
-    return BetaObjective(beta, annealing)
+@register_objective("beta", aliases=("rate-distortion",))
+def beta_objective(beta: float = 1.0, kl_anneal_steps: int = 0) -> BetaObjective:
+    """D + beta R (beta = 1: the negative ELBO), the rate weight ramped up over kl_anneal_steps."""
+    return BetaObjective(beta, KLAnnealing(kl_anneal_steps))
+
+
+@register_objective("target-rate")
+def target_rate_objective(target_rate: float) -> TargetRateObjective:
+    """D + |sigma - R|: the rate steered to target_rate nats."""
+    return TargetRateObjective(target_rate)
+
+
+@register_objective("free-bits")
+def free_bits_objective(free_bits: float, beta: float = 1.0, kl_anneal_steps: int = 0) -> FreeBitsObjective:
+    """D + beta max(lambda, R): no pressure on rates below free_bits nats."""
+    return FreeBitsObjective(free_bits, beta, KLAnnealing(kl_anneal_steps))

@@ -36,6 +36,8 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, MixtureSameFamily
 
 from ..components.distributions import DiagonalGaussianMixture, pairwise_log_prob
+from ..registry import register_objective
+from .base import Objective, ObjectiveError, StepResult, number
 
 
 class FactorizationError(ValueError):
@@ -126,21 +128,47 @@ def minibatch_surgery(posterior: Distribution, z: Tensor, marginal: Distribution
     )
 
 
-@dataclass(frozen=True)
-class BetaTCObjective:
+@dataclass
+class BetaTCObjective(Objective):
     """mean(D) + alpha I_q(n; z) + beta TC + gamma (dimension-wise KL + marginal dependence),
     each term the minibatch estimate (alpha = beta = gamma = 1: the negative ELBO with a Monte
-    Carlo rate). beta-TCVAE uses alpha = gamma = 1 and beta > 1."""
+    Carlo rate). beta-TCVAE uses alpha = gamma = 1 and beta > 1. N (dataset_size) is the training
+    split's size, set by `prepare` when not given. Needs a factorized encoder (per_dimension_log_prob)."""
 
-    dataset_size: int
+    dataset_size: int | None = None
     alpha: float = 1.0
     beta: float = 1.0
     gamma: float = 1.0
 
-    def __call__(self, distortion: Tensor, terms: MinibatchSurgery, step: int = 0) -> Tensor:
+    def __post_init__(self):
+        for name in ("alpha", "beta", "gamma"):
+            number(name, getattr(self, name), strict=False)
+
+    def prepare(self, model, train_x: Tensor) -> None:
+        if self.dataset_size is None:
+            self.dataset_size = len(train_x)
+
+    def loss(self, distortion: Tensor, terms: MinibatchSurgery, step: int = 0) -> Tensor:
         return (distortion.mean() + self.alpha * terms.index_code_mi.mean()
                 + self.beta * terms.total_correlation.mean()
                 + self.gamma * (terms.dimension_kl + terms.marginal_dependence).mean())
 
+    def __call__(self, model, x: Tensor, step: int = 0) -> StepResult:
+        if self.dataset_size is None:
+            raise ObjectiveError("the beta-TC objective needs the training set size: call prepare() first")
+        q = model.encoder(x)
+        z = q.rsample()                                          # [B, d]
+        distortion = model.distortion_of(x, z.unsqueeze(0))[0]   # [B]
+        terms = minibatch_surgery(q, z, model.marginal_distribution(), self.dataset_size)
+        return StepResult(self.loss(distortion.float(), terms, step), terms.rate, distortion)
+
     def describe(self) -> str:
         return f"D + {self.alpha:g} I + {self.beta:g} TC + {self.gamma:g} dimKL"
+
+
+@register_objective("beta-tc")
+def beta_tc_objective(beta: float = 1.0, alpha: float = 1.0, gamma: float = 1.0) -> BetaTCObjective:
+    """beta-TCVAE: D + alpha I_q(n; z) + beta TC + gamma dimension-wise KL, minibatch-stratified
+    estimates over the training set (biased; for training). beta is the run's --beta (the weight on
+    the total correlation); alpha and gamma are objective_options."""
+    return BetaTCObjective(None, alpha, beta, gamma)

@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ..device import seeded
-from ..model import VAE
+from ..protocols import LatentVariableModel
 from .style import new_figure, styled
 
 
@@ -42,7 +42,8 @@ def _tile(columns: Sequence[np.ndarray], group: int = 1) -> np.ndarray:
 
 
 @torch.no_grad()
-def _decode_draws(model: VAE, z: torch.Tensor, decoder_draws: int) -> tuple[np.ndarray, np.ndarray]:
+def _decode_draws(model: LatentVariableModel, z: torch.Tensor,
+                  decoder_draws: int) -> tuple[np.ndarray, np.ndarray]:
     """One sample and the mean of `decoder_draws` samples of d(x|z) for each z [N, d]."""
     dist = model.decoder(z)
     draws = dist.sample((decoder_draws,))  # [k, N, C, H, W]
@@ -72,7 +73,7 @@ def _block_axes(fig: Figure, blocks: list[tuple[str, list[np.ndarray], list[str]
     return axes
 
 
-def reconstruction_grid(models: Sequence[tuple[str, VAE]], x: torch.Tensor, title: str,
+def reconstruction_grid(models: Sequence[tuple[str, LatentVariableModel]], x: torch.Tensor, title: str,
                         z_draws: int = 2, decoder_draws: int = 5, seed: int = 0) -> Figure:
     """Fig. 4a/c: for each input, `z_draws` rows with z ~ e(z|x); per model a 'sample' and an
     'average' (of `decoder_draws` draws of d(x|z) with z fixed) column."""
@@ -89,7 +90,8 @@ def reconstruction_grid(models: Sequence[tuple[str, VAE]], x: torch.Tensor, titl
                    ylabel=f"{len(x)} inputs x {z_draws} draws of z ~ e(z|x)")
 
 
-def samples_grid(models: Sequence[tuple[str, VAE]], title: str, n: int = 10, decoder_draws: int = 5,
+def samples_grid(models: Sequence[tuple[str, LatentVariableModel]], title: str, n: int = 10,
+                 decoder_draws: int = 5,
                  seed: int = 0) -> Figure:
     """Fig. 4b: z ~ m(z), one row each; per model a 'sample' and an 'average' column."""
     blocks = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from ..components.multi_rate import is_multi_rate
 from ..evaluate import evaluate_model
+from ..protocols import BetaConditioned
 from .results import ResultsTable, summary_row
 
 
@@ -21,9 +21,10 @@ def evaluate_at_betas(trained, x, betas, split: str, iw_samples: int = 0, batch_
     """A multi-rate run evaluated at each beta (`trained` from load_run): one results.csv row per
     beta, in the sweep's format, upserted into the run directory's results.csv when `write`."""
     config, summary = trained.config, trained.run.read_summary()
-    if not is_multi_rate(trained.model):
-        raise ValueError(f"{trained.run.path} is not a multi-rate run (family {config.family!r} has no "
-                         "beta gates); train one with --multi-rate and a family such as mr-mlp")
+    if not isinstance(trained.model, BetaConditioned):
+        raise ValueError(f"{trained.run.path} is not a multi-rate run (family {config.family!r} builds a "
+                         f"{type(trained.model).__name__}, which cannot be conditioned on beta); train one "
+                         "with --multi-rate and a beta-conditioned family such as mr-mlp")
     bad = [b for b in betas if not (math.isfinite(b) and b > 0)]
     if bad:
         raise ValueError(f"betas must be positive numbers, got {bad}")

@@ -5,37 +5,44 @@ Flat on purpose, so that a sweep can vary any field by name and config.json read
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from ..components.multi_rate import DEFAULT_BETA_RANGE
+from ..data import DataError
+from ..data.registry import check_dataset_options
 from ..device import PRECISIONS
-from ..objectives import ObjectiveError, make_objective
-from ..objectives.multi_rate import make_multi_rate_objective
-from ..presets import UnknownFamilyError, resolve_family
+from ..errors import ConfigError, unknown_names
+from ..objectives import build_objective
+from ..plugins import load_plugins
+from ..presets import check_model_options, resolve_family
+from ..registry import OBJECTIVES
 
 LR_SCHEDULES = ("constant", "paper", "cosine")
-
-
-class ConfigError(ValueError):
-    """A run configuration that cannot be trained, with what to change."""
+# mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
+OPTION_FIELDS = ("model", "objective_options", "data")
+# config fields that are objective parameters: a registered objective takes those it names
+OBJECTIVE_FIELDS = ("beta", "target_rate", "free_bits", "kl_anneal_steps", "beta_min", "beta_max")
+# recorded by the trainer, not chosen by the user: never a reason to refuse a resume
+RECORDED_FIELDS = ("dataset_sha256",)
 
 
 def nest_model_options(settings: dict) -> dict:
-    """Flat settings (``model.X`` keys allowed, a ``model`` mapping merged) -> a TrainConfig dict,
-    as the CLI's --set and a sweep's grid write them."""
-    config, model = {}, {}
+    """Flat settings (``model.X``, ``objective_options.X`` and ``data.X`` keys allowed, mappings
+    merged) -> a TrainConfig dict, as the CLI's --set and a sweep's grid write them."""
+    config: dict = {}
+    nested: dict[str, dict] = {}
     for key, value in settings.items():
-        if key == "model":
+        head, dot, name = key.partition(".")
+        if head in OPTION_FIELDS and not dot:
             if not isinstance(value, dict):
-                raise ConfigError(f"model options must be a mapping, got {value!r}")
-            model.update(value)
-        elif key.startswith("model."):
-            model[key[len("model."):]] = value
+                raise ConfigError(f"{head} must be a mapping of options, got {value!r}")
+            nested.setdefault(head, {}).update(value)
+        elif head in OPTION_FIELDS and name:
+            nested.setdefault(head, {})[name] = value
         else:
             config[key] = value
-    if model:
-        config["model"] = model
+    config.update(nested)
     return config
 
 
@@ -66,62 +73,106 @@ class TrainConfig:
     skip_grad_norm: float = 1e6        # skip updates whose gradient norm exceeds this
     max_consecutive_skips: int = 50    # then stop with an error, last good checkpoint kept
     checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often
-    analytic_rate: bool = True
+    analytic_rate: bool = True         # the analytic KL where torch registers one, else Monte Carlo
     multi_rate: bool = False           # Multi-Rate VAE: log beta ~ U[log beta_min, log beta_max] per example
-    beta_min: float = 0.01
-    beta_max: float = 10.0
+    beta_min: float = DEFAULT_BETA_RANGE[0]
+    beta_max: float = DEFAULT_BETA_RANGE[1]
+    objective: str | None = None       # a registered objective; None: from the fields set (objective_name)
+    objective_options: dict = field(default_factory=dict)   # its options that are not config fields
+    data: dict = field(default_factory=dict)     # the dataset loader's options (file data: fractions, ...)
+    allow_improper_likelihood: bool = False   # train even where the decoder's support misses the data
+    dataset_sha256: str | None = None  # recorded: the data file's SHA-256, verified on eval and resume
+    plugins: list = field(default_factory=list)  # modules / .py files that register what the run uses
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config must be a mapping of fields, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = [k for k in data if k not in known]
         if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, known, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ConfigError(f"unknown config field(s): {', '.join(hints)}")
+            raise unknown_names("config field(s)", unknown, known)
         return cls(**data).validated()
 
-    def objective(self):
+    def objective_name(self) -> str:
+        """The registered objective this config trains with."""
+        if self.objective is not None:
+            return self.objective
         if self.multi_rate:
-            return make_multi_rate_objective(self.beta_min, self.beta_max, self.beta, self.target_rate,
-                                             self.free_bits, self.kl_anneal_steps)
-        return make_objective(self.beta, self.target_rate, self.free_bits, self.kl_anneal_steps)
+            return "multi-rate"
+        if self.target_rate is not None:
+            return "target-rate"
+        if self.free_bits is not None:
+            return "free-bits"
+        return "beta"
+
+    def objective_instance(self):
+        """A new instance of the objective (objectives keep state set by prepare)."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in OBJECTIVE_FIELDS}
+        return build_objective(OBJECTIVES.canonical(self.objective_name()),
+                               {k: getattr(self, k) for k in OBJECTIVE_FIELDS}, defaults,
+                               self.objective_options)
 
     def validated(self) -> TrainConfig:
-        """Check every field; raise ConfigError naming the problem and the fix."""
+        """Check every field; raise ConfigError naming the problem and the fix. Imports the plugins
+        first (what they register may be named below) and records them by their canonical names."""
         def need(ok: bool, message: str):
             if not ok:
                 raise ConfigError(message)
 
+        def integer(value) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        need(isinstance(self.plugins, list),
+             f"plugins must be a list of modules or .py files, got {self.plugins!r}")
+        self.plugins = load_plugins(self.plugins)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
-            need(isinstance(value, int) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
+            need(integer(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
         for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed"):
             value = getattr(self, name)
-            need(isinstance(value, int) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
-        need(isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0,
-             f"lr must be a positive number, got {self.lr!r}")
+            need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        need(isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
+             and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
         need(self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        need(self.latent_dim is None or (isinstance(self.latent_dim, int) and self.latent_dim >= 1),
+        need(self.latent_dim is None or (integer(self.latent_dim) and self.latent_dim >= 1),
              f"latent_dim must be a positive integer, got {self.latent_dim!r}")
         for name in ("eval_split", "final_split"):
             need(getattr(self, name) in ("train", "valid", "test"),
                  f"{name} must be train, valid or test, got {getattr(self, name)!r}")
-        need(isinstance(self.model, dict), f"model options must be a mapping, got {self.model!r}")
-        need(self.skip_grad_norm > 0, f"skip_grad_norm must be > 0, got {self.skip_grad_norm!r}")
+        for name in OPTION_FIELDS:
+            need(isinstance(getattr(self, name), dict),
+                 f"{name} must be a mapping of options, got {getattr(self, name)!r}")
+        for name in ("analytic_rate", "multi_rate", "normalized_gradients", "allow_improper_likelihood"):
+            need(isinstance(getattr(self, name), bool),
+                 f"{name} must be true or false, got {getattr(self, name)!r}")
+        need(isinstance(self.skip_grad_norm, int | float) and self.skip_grad_norm > 0,
+             f"skip_grad_norm must be > 0, got {self.skip_grad_norm!r}")
+        need(isinstance(self.dataset, str) and bool(self.dataset),
+             f"dataset must be a registered name or a data path, got {self.dataset!r}")
+        need(self.objective is None or isinstance(self.objective, str),
+             f"objective must be a registered objective's name, got {self.objective!r}")
         try:
-            preset = resolve_family(self.family)
-            need(not self.multi_rate or preset.encoder.startswith("mr-"),
-                 f"multi-rate training needs a beta-conditioned family (mr-mlp, mr-conv), got "
-                 f"{self.family!r}")
-            self.objective()
-        except (UnknownFamilyError, ObjectiveError) as err:
+            self.dataset = check_dataset_options(self.dataset, self.data, self.binarize)
+        except DataError as err:
             raise ConfigError(str(err)) from None
+        family = resolve_family(self.family)
+        check_model_options(self.family, self.model)
+        need(self.analytic_rate or "analytic_rate" in family.options(),
+             f"family {self.family!r} has no analytic_rate option, so analytic_rate=false cannot be honoured")
+        need(not (self.multi_rate and self.objective not in (None, "multi-rate")),
+             f"multi_rate=true trains with the multi-rate objective, not objective={self.objective!r}")
+        objective = self.objective_instance()
+        required = getattr(objective, "requires", None)
+        need(required is None or issubclass(family.capabilities, required),
+             f"objective {self.objective_name()!r} needs a {getattr(required, '__name__', '')} model, "
+             "and family "
+             f"{self.family!r} builds a {family.capabilities.__name__}; use a family registered with that "
+             "capability (e.g. mr-mlp, mr-conv for multi-rate)")
         return self
+

@@ -5,22 +5,20 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..components.decoders import BernoulliDecoder
 from ..components.gaussian_decoders import GaussianDecoder, effective_beta
-from ..data import load_dataset
 from ..device import autocast, resolve_device
 from ..evaluate import evaluate_model
 from ..presets import build_model
 from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import RECORDED_FIELDS, ConfigError, TrainConfig
+from .data import check_likelihood, dataset_for
 from .schedules import lr_factor
 
 
@@ -30,9 +28,9 @@ class TrainingDiverged(RuntimeError):
 
 def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
     """The model a config describes (deterministic given the current torch seed)."""
-    options = config.model
-    if config.multi_rate:  # the gates standardize log beta by the training range
-        options = {"beta_min": config.beta_min, "beta_max": config.beta_max, **options}
+    options = dict(config.model)
+    if not config.analytic_rate:   # the model class's option (validated: the family's model takes it)
+        options["analytic_rate"] = False
     return build_model(config.family, event_shape, config.latent_dim, **options)
 
 
@@ -78,7 +76,8 @@ def _check_resume(run: RunDir, config: TrainConfig | None) -> tuple[TrainConfig,
     saved = TrainConfig.from_dict(run.read_config())
     if config is None:
         return saved, None
-    diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
+    diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
+            if getattr(config, k) != v and k not in RECORDED_FIELDS}
     if not diff:
         return saved, None
     if set(diff) <= set(EXTENDABLE) and config.epochs > saved.epochs:
@@ -90,8 +89,14 @@ def _check_resume(run: RunDir, config: TrainConfig | None) -> tuple[TrainConfig,
 
 
 def train(config: TrainConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
-          objective=None, on_step: Callable[[dict], None] | None = None, dataset=None) -> dict:
+          objective=None, on_step: Callable[[dict], None] | None = None, dataset=None, model=None) -> dict:
     """Train the model a config describes into run directory `out`; return summary.json's dict.
+
+    Objects may replace what the config names: `dataset` (an rdvae.data.Dataset whose name is the
+    config's dataset), `model` (any model of the rdvae.protocols contract, e.g. VAE(MyEncoder(),
+    MyDecoder(), StandardNormal(d)); the config's family is recorded as given, so name a family that
+    builds the same model, registered in a plugin, to evaluate or resume the run from the command
+    line, or pass the model again to load_run) and `objective` (an rdvae.objectives.Objective).
 
     resume=True continues the run in `out` from its last checkpoint (config None: the saved
     one); the result equals that of an uninterrupted run with the same seed on the CPU.
@@ -114,7 +119,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
     config.validated()
     run.path.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, run, dataset, objective, progress, on_step)
+    trainer = Trainer(config, run, dataset, objective, progress, on_step, model)
     if resume and (run / TRAINER_STATE).exists():
         trainer.restore()
     else:
@@ -131,22 +136,23 @@ class Trainer:
     """One run's model, optimizer, data and counters; `fit` trains it to the end."""
 
     def __init__(self, config: TrainConfig, run: RunDir, dataset=None, objective=None,
-                 progress: bool = True, on_step: Callable[[dict], None] | None = None):
+                 progress: bool = True, on_step: Callable[[dict], None] | None = None, model=None):
         self.config, self.run, self.progress, self.on_step = config, run, progress, on_step
         self.device = resolve_device(config.device)
-        ds = dataset if dataset is not None else load_dataset(config.dataset, binarize=config.binarize)
+        ds = dataset_for(config, dataset)
         self.dataset = ds
         self.train_x = ds.split("train").to(self.device)
         self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
 
         torch.manual_seed(config.seed)
-        self.model = build_for_config(config, ds.event_shape).to(self.device)
-        if isinstance(self.model.decoder, BernoulliDecoder) and not ds.binary:
-            warnings.warn(
-                f"{ds.name} holds grey levels but the decoder is Bernoulli, so D is not a proper "
-                "log-likelihood; pass binarize='dynamic' (or 'static') for binary data", stacklevel=3)
+        if model is None:
+            model = build_for_config(config, ds.event_shape)
+        self.model = model.to(self.device)
+        if not config.allow_improper_likelihood:
+            check_likelihood(self.model, ds, self.train_x)
         self.model.marginal.initialize_from_data(self.train_x)
-        self.objective = objective or config.objective()
+        self.objective = objective or config.objective_instance()
+        self.objective.prepare(self.model, self.train_x)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_adam(self.params, config.lr, self.device)
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
@@ -197,13 +203,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], self.total_steps)
         with autocast(config.precision, self.device):
-            if config.multi_rate:  # one beta per example, for both the model and the loss
-                beta = self.objective.sample_beta(len(x), self.device)
-                out = self.model(x, beta=beta)
-                loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"], beta=beta)
-            else:
-                out = self.model(x)
-                loss = self.objective(out.rate.float(), out.distortion.float(), counters["step"])
+            out = self.objective(self.model, x, counters["step"])
+        loss = out.loss
         self.optimizer.zero_grad(set_to_none=True)
         skip = not torch.isfinite(loss)
         if not skip:
@@ -303,6 +304,7 @@ class Trainer:
             **final,
             "status": "done",
             "beta": None if config.target_rate is not None else config.beta,
+            "objective": config.objective_name(),
             "target_rate": config.target_rate,
             "family": config.family,
             "dataset": config.dataset,

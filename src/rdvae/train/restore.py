@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..device import resolve_device
-from ..model import VAE
+from ..protocols import LatentVariableModel
 from ..rundir import WEIGHTS, RunDir
 from .checkpoint import load_weights
 from .config import TrainConfig
+from .data import dataset_for
 from .loop import build_for_config
 
 
@@ -20,20 +21,23 @@ from .loop import build_for_config
 class TrainedRun:
     run: RunDir
     config: TrainConfig
-    model: VAE
+    model: LatentVariableModel
     dataset: Dataset
 
 
-def load_run(path: str | Path, device: str = "auto", dataset: Dataset | None = None) -> TrainedRun:
-    """Config, model with its saved weights (eval mode) and dataset of a run directory."""
+def load_run(path: str | Path, device: str = "auto", dataset: Dataset | None = None,
+             model=None) -> TrainedRun:
+    """Config, model with its saved weights (eval mode) and dataset of a run directory. The plugins the
+    config records are imported; a data file's SHA-256 is verified. `dataset` and `model` replace
+    what the config names (e.g. a model object that was passed to train())."""
     run = RunDir(path)
     config = TrainConfig.from_dict(run.read_config())
     if not (run / WEIGHTS).exists():
         raise FileNotFoundError(f"{run.path} has no {WEIGHTS} yet: train it (or resume it) first")
-    ds = dataset if dataset is not None else load_dataset(config.dataset, binarize=config.binarize)
+    ds = dataset_for(config, dataset, record=False)
     dev = resolve_device(device)
     torch.manual_seed(config.seed)
-    model = build_for_config(config, ds.event_shape).to(dev)
+    model = (model if model is not None else build_for_config(config, ds.event_shape)).to(dev)
     load_weights(run, model, dev)
     model.eval()
     return TrainedRun(run, config, model, ds)

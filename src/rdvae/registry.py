@@ -1,0 +1,195 @@
+"""Open registries: one per kind of thing a user can bring (in the spirit of torch.distributions'
+`register_kl`). Built-ins register through the same decorators as a user's own file:
+
+    from rdvae import register_encoder, register_decoder, register_family
+
+    @register_encoder("my-encoder")
+    def my_encoder(event_shape, latent_dim, hidden=64):     # options are its keyword parameters
+        return MyEncoder(event_shape, latent_dim, hidden)
+
+    register_family("mine", encoder="my-encoder", decoder="mlp", marginal="-", latent_dim=8)
+
+A builder's options are its signature: `--set model.hidden=32` reaches `hidden`; an option that no
+builder of the family takes is a ConfigError naming the valid ones (with a did-you-mean). The
+leading parameters a builder always receives are not options:
+
+    encoders, decoders, marginals   builder(event_shape, latent_dim, **options) -> nn.Module
+    models                          cls(encoder, decoder, marginal, **options) -> a VAE
+    families                        Family values (which encoder, decoder, marginal, model)
+    datasets                        loader(**options) -> rdvae.data.Dataset
+    objectives                      builder(**options) -> rdvae.objectives.Objective
+
+Names registered by rdvae itself are loaded on the first lookup, together with the plugins of the
+entry-point group `rdvae.plugins` (rdvae.plugins). Registering a name twice with different objects is
+an error unless `replace=True`; registering the same function again (a plugin imported twice) is not.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import ConfigError, did_you_mean, unknown_names
+
+
+class Registry:
+    """name -> object (a builder, a class or a value), with the options of each builder."""
+
+    def __init__(self, kind: str, builtins: Iterable[str] = (), leading: int = 0):
+        self.kind = kind
+        self.leading = leading          # positional parameters every call passes (not options)
+        self._builtins = tuple(builtins)
+        self._entries: dict[str, Any] = {}
+        self._aliases: dict[str, str] = {}
+        self._loaded = False
+
+    # -- registering ---------------------------------------------------------------------------
+    def register(self, name: str, obj: Any = None, *, replace: bool = False,
+                 aliases: Iterable[str] = ()) -> Any:
+        """Register `obj` under `name` (and `aliases`); without `obj`, a decorator."""
+        if obj is None:
+            return lambda target: self.register(name, target, replace=replace, aliases=aliases)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a {self.kind} needs a non-empty name, got {name!r}")
+        for key in (name, *aliases):
+            old = self._entries.get(key, self._entries.get(self._aliases.get(key, "")))
+            if old is not None and not replace and not _same(old, obj):
+                raise ConfigError(
+                    f"{self.kind} {key!r} is already registered ({_describe(old)}); pass replace=True "
+                    f"to override it, or choose another name")
+        self._entries[name] = obj
+        for alias in aliases:
+            self._aliases[alias] = name
+        return obj
+
+    # -- looking up ----------------------------------------------------------------------------
+    def load_builtins(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self._builtins:
+                importlib.import_module(module)
+            from .plugins import load_entry_point_plugins
+
+            load_entry_point_plugins()
+
+    def canonical(self, name: str) -> str:
+        self.load_builtins()
+        return self._aliases.get(name, name)
+
+    def __contains__(self, name: str) -> bool:
+        return self.canonical(name) in self._entries
+
+    def __getitem__(self, name: str) -> Any:
+        key = self.canonical(name)
+        if key not in self._entries:
+            raise ConfigError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; "
+                              f"registered: {', '.join(self.names())}")
+        return self._entries[key]
+
+    def names(self, aliases: bool = False) -> list[str]:
+        self.load_builtins()
+        return list(self._entries) + (list(self._aliases) if aliases else [])
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        self.load_builtins()
+        return iter(list(self._entries.items()))
+
+    # -- options -------------------------------------------------------------------------------
+    def options(self, name: str) -> dict[str, Any]:
+        """The options `name`'s builder takes, with their defaults (inspect.Parameter.empty when
+        required); {"**": ...} when it takes any keyword."""
+        return builder_options(self[name], self.leading)
+
+    def check_options(self, name: str, options: dict, where: str = "") -> None:
+        accepted = self.options(name)
+        if "**" in accepted:
+            return
+        unknown = [k for k in options if k not in accepted]
+        if unknown:
+            raise unknown_names(f"{self.kind} option(s)", unknown, accepted, where or f" of {name!r}")
+
+    def build(self, name: str, *args, where: str = "", **options) -> Any:
+        """Call `name`'s builder with the leading arguments and the options it takes (checked);
+        a ValueError or TypeError it raises becomes a ConfigError naming the builder."""
+        self.check_options(name, options, where)
+        try:
+            return self[name](*args, **options)
+        except (ValueError, TypeError) as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"{self.kind} {name!r}{where}: {err}") from err
+
+
+def builder_options(builder: Callable, leading: int = 0) -> dict[str, Any]:
+    """Keyword parameters of a function (or of a class's __init__) after the first `leading`."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    params = list(inspect.signature(target).parameters.values())
+    if inspect.isclass(builder):
+        params = params[1:]   # self
+    options: dict[str, Any] = {}
+    for param in params[leading:]:
+        if param.kind is param.VAR_KEYWORD:
+            options["**"] = None
+        elif param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+            options[param.name] = param.default
+    return options
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same object, or the same definition imported again (module and qualified name)."""
+    if a is b:
+        return True
+    key = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
+    return key[1] is not None and key == (getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", type(obj).__name__)
+    return f"{getattr(obj, '__module__', '?')}.{name}"
+
+
+_COMPONENTS = ("rdvae.presets",)
+ENCODERS = Registry("encoder", _COMPONENTS, leading=2)
+DECODERS = Registry("decoder", _COMPONENTS, leading=2)
+MARGINALS = Registry("marginal", _COMPONENTS, leading=2)
+MODELS = Registry("model", _COMPONENTS, leading=3)
+FAMILIES = Registry("family", _COMPONENTS)
+DATASETS = Registry("dataset", ("rdvae.data.builtin",))
+OBJECTIVES = Registry("objective", ("rdvae.objectives",))
+
+
+def register_encoder(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register an encoder builder(event_shape, latent_dim, **options) -> module whose
+    forward(x [B, *event_shape]) is e(z|x), a Distribution with batch [B] and event [latent_dim]."""
+    return ENCODERS.register(name, builder, replace=replace, aliases=aliases)
+
+
+def register_decoder(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a decoder builder(event_shape, latent_dim, **options) -> module whose
+    forward(z [N, latent_dim]) is d(x|z), a Distribution with batch [N] and event event_shape."""
+    return DECODERS.register(name, builder, replace=replace, aliases=aliases)
+
+
+def register_marginal(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a marginal builder(event_shape, latent_dim, **options) -> rdvae.components.Marginal
+    (forward(encoder) is m(z), a Distribution with event [latent_dim])."""
+    return MARGINALS.register(name, builder, replace=replace, aliases=aliases)
+
+
+def register_model(name: str, cls: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a model class cls(encoder, decoder, marginal, **options), a subclass of rdvae.VAE."""
+    return MODELS.register(name, cls, replace=replace, aliases=aliases)
+
+
+def register_dataset(name: str, loader: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a dataset loader(**options) -> rdvae.data.Dataset (options: config `data.*`, and
+    `binarize` when the run sets one)."""
+    return DATASETS.register(name, loader, replace=replace, aliases=aliases)
+
+
+def register_objective(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register an objective builder(**options) -> rdvae.objectives.Objective; options are config
+    fields of the same name (beta, target_rate, ...) and `objective_options.*`."""
+    return OBJECTIVES.register(name, builder, replace=replace, aliases=aliases)
