@@ -40,15 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..data import DataError
-    from ..objectives import ObjectiveError
-    from ..presets import UnknownFamilyError
-    from ..train import ConfigError, TrainingDiverged
+    from ..errors import ConfigError
+    from ..plugins import load_plugins
+    from ..train import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
+        args.plugins = load_plugins(getattr(args, "plugins", []))
         result = args.handler(args)
-    except (UserError, ConfigError, DataError, ObjectiveError, UnknownFamilyError,
-            TrainingDiverged, FileNotFoundError) as err:
+    except (UserError, ConfigError, DataError, TrainingDiverged, FileNotFoundError) as err:
         print(f"rdvae {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

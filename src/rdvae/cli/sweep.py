@@ -57,7 +57,9 @@ def spec_from_args(args):
     base = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     base.update(dict(args.assignments))
     if not (args.spec_file or args.grid or base):
-        return None
+        return None   # continue the saved sweep (its runs' configs name their plugins)
+    if args.plugins:
+        base["plugins"] = list(args.plugins)
     spec = SweepSpec.from_file(args.spec_file) if args.spec_file else SweepSpec()
     points = product(spec.points, parse_grid(args.grid)) if args.grid else spec.points
     return SweepSpec(base={**spec.base, **base}, points=points)

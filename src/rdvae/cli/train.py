@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from .options import add_common, parse_assignment
 
@@ -12,7 +13,7 @@ FLAGS = {
     "dataset": str, "binarize": str, "family": str, "latent_dim": int, "beta": float,
     "target_rate": float, "free_bits": float, "kl_anneal_steps": int, "epochs": int,
     "batch_size": int, "lr": float, "lr_schedule": str, "seed": int, "precision": str,
-    "device": str, "iw_samples": int, "beta_min": float, "beta_max": float,
+    "device": str, "iw_samples": int, "beta_min": float, "beta_max": float, "objective": str,
 }
 
 
@@ -42,6 +43,8 @@ def overrides_from(args) -> dict:
     from ..train.config import nest_model_options
 
     given = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    if args.plugins:
+        given["plugins"] = list(args.plugins)
     if args.normalized_gradients:
         given["normalized_gradients"] = True
     if args.multi_rate:
@@ -55,13 +58,17 @@ def default_out(config) -> str:
     objective = f"rate{config.target_rate:g}" if config.target_rate is not None else f"beta{config.beta:g}"
     if config.multi_rate:
         objective = f"multirate{config.beta_min:g}-{config.beta_max:g}"
-    return f"runs/{config.dataset}-{family}-{objective}-seed{config.seed}"
+    if config.objective is not None and not config.multi_rate:
+        objective = f"{config.objective}-{objective}"
+    dataset = Path(config.dataset).stem if "/" in config.dataset else config.dataset
+    return f"runs/{dataset}-{family}-{objective}-seed{config.seed}"
 
 
 def run(args) -> dict:
     from ..evaluate import format_report
     from ..rundir import RunDir
     from ..train import TrainConfig, train
+    from ..train.config import OPTION_FIELDS
     from . import UserError
 
     given = overrides_from(args)
@@ -69,8 +76,11 @@ def run(args) -> dict:
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR")
         saved = TrainConfig.from_dict(RunDir(args.out).read_config()).to_dict()
-        if "model" in given:
-            given["model"] = {**saved["model"], **given["model"]}
+        for name in OPTION_FIELDS:
+            if name in given:
+                given[name] = {**saved[name], **given[name]}
+        if "plugins" in given:
+            given["plugins"] = list(dict.fromkeys([*saved["plugins"], *given["plugins"]]))
         config = TrainConfig.from_dict({**saved, **given})
     else:
         config = TrainConfig.from_dict(given)  # unknown fields are rejected with suggestions

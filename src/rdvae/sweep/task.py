@@ -7,6 +7,7 @@ point never stops a sweep.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,10 @@ class Task:
 def _dataset(config: dict):
     from ..data import load_dataset
 
-    key = (config["dataset"], config["binarize"])
+    key = (config["dataset"], config["binarize"], json.dumps(config.get("data", {}), sort_keys=True))
     if key not in _DATASETS:
         _DATASETS.clear()  # keep at most one dataset in memory per process
-        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"])
+        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"], **config.get("data", {}))
     return _DATASETS[key]
 
 

@@ -37,6 +37,21 @@ def dataset_for(config: TrainConfig, dataset: Dataset | None = None, record: boo
     return dataset
 
 
+def verify_recorded_data(config: TrainConfig) -> None:
+    """For a run that is not loaded again (a finished run asked to resume): the data file's SHA-256
+    against the recorded one, without loading it."""
+    from ..data.files import source_sha256
+    from ..data.registry import is_path
+
+    if config.dataset_sha256 is not None and is_path(config.dataset):
+        now = source_sha256(config.dataset)
+        if now != config.dataset_sha256:
+            raise DataError(
+                f"{config.dataset} changed since the run was trained: SHA-256 {now[:16]}... now, "
+                f"{config.dataset_sha256[:16]}... recorded in config.json. Restore the data the run was "
+                "trained on, or train a new run on the new data")
+
+
 @torch.no_grad()
 def check_likelihood(model, dataset: Dataset, train_x: torch.Tensor, examples: int = 256) -> None:
     """ConfigError when training examples lie outside the support of the decoder's distribution

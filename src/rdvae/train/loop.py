@@ -18,7 +18,7 @@ from ..presets import build_model
 from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RECORDED_FIELDS, ConfigError, TrainConfig
-from .data import check_likelihood, dataset_for
+from .data import check_likelihood, dataset_for, verify_recorded_data
 from .schedules import lr_factor
 
 
@@ -110,6 +110,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     if resume and run.exists:
         config, shorter = _check_resume(run, config)
         if shorter is None and run.read_summary().get("status") == "done":
+            verify_recorded_data(config)
             return run.read_summary()
     elif run.exists:
         raise ConfigError(
