@@ -151,5 +151,5 @@ def test_weights_that_do_not_fit_the_config_fail_with_a_hint(tmp_path):
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=False))
-    with pytest.raises(RuntimeError, match=r"(?s)do not fit the model .* config\.json.*Missing key"):
+    with pytest.raises(ConfigError, match=r"(?s)do not fit the model .* config\.json.*Missing key"):
         load_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8]))

@@ -15,10 +15,13 @@ BINARIZE_CHOICES = (None, "static", "dynamic", "threshold")
 
 @dataclass(eq=False)
 class Dataset:
-    """Three in-memory float32 splits with labels and how they were binarized.
+    """Three float32 splits with labels and how they were binarized.
 
-    Images are [N, C, H, W] in [0, 1]; bag-of-words sets are [N, V] counts.
+    Images are [N, C, H, W] in [0, 1]; bag-of-words sets are [N, V] counts; tabular data [N, D].
     `binary` is True when every value is 0 or 1 (after `train_transform` for dynamic).
+    valid and test are in-memory tensors; train is one too, or, for data too large for memory, a
+    map-style torch.utils.data.Dataset that the trainer streams in batches through a DataLoader
+    (`loader_workers` processes; see rdvae.data.streaming.from_torch_dataset).
     """
 
     name: str
@@ -33,6 +36,12 @@ class Dataset:
     vocabulary: list[str] | None = field(default=None, repr=False)
     note: str = ""
     fingerprint: str | None = None  # hex SHA-256 of a user-given source (data/files.py)
+    loader_workers: int = 0         # DataLoader workers of a streamed train split
+
+    @property
+    def streamed(self) -> bool:
+        """True when the train split is streamed from a torch Dataset rather than held in memory."""
+        return not isinstance(self.train, torch.Tensor)
 
     def __repr__(self) -> str:
         return f"Dataset({self.describe()})"

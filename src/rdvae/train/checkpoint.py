@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 from ..rundir import TRAINER_STATE, WEIGHTS, RunDir, load_tensors, save_tensors
 
 
@@ -38,10 +40,12 @@ def load_weights(run: RunDir, model: torch.nn.Module, device: str | torch.device
     try:
         model.load_state_dict(tensors)
     except RuntimeError as err:
-        raise RuntimeError(
-            f"the weights in {run / WEIGHTS} do not fit the model that {run.path}'s config builds "
-            "(was it saved by an older rdvae whose defaults differed? Set the model options it was "
-            f"trained with under \"model\" in its config.json): {err}") from None
+        raise ConfigError(
+            f"the weights in {run / WEIGHTS} do not fit the model that {run.path}'s config builds. Was it "
+            "trained on a model object passed to train()? Then pass that model again (load_run(path, "
+            "model=...)) or register its family in a plugin. Trained with other model options, or saved by "
+            "an older rdvae whose defaults differed? Set the options it was trained with under \"model\" "
+            f"in its config.json. ({err})") from None
 
 
 def load_checkpoint(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -88,14 +88,14 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
+    def from_dict(cls, data: dict, data_given: bool = False) -> TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a run config must be a mapping of fields, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = [k for k in data if k not in known]
         if unknown:
             raise unknown_names("config field(s)", unknown, known)
-        return cls(**data).validated()
+        return cls(**data).validated(data_given)
 
     def objective_name(self) -> str:
         """The registered objective this config trains with."""
@@ -116,9 +116,10 @@ class TrainConfig:
                                {k: getattr(self, k) for k in OBJECTIVE_FIELDS}, defaults,
                                self.objective_options)
 
-    def validated(self) -> TrainConfig:
+    def validated(self, data_given: bool = False) -> TrainConfig:
         """Check every field; raise ConfigError naming the problem and the fix. Imports the plugins
-        first (what they register may be named below) and records them by their canonical names."""
+        first (what they register may be named below) and records them by their canonical names.
+        data_given: the caller passes a Dataset object, so the dataset name need not be registered."""
         def need(ok: bool, message: str):
             if not ok:
                 raise ConfigError(message)
@@ -158,7 +159,8 @@ class TrainConfig:
         need(self.objective is None or isinstance(self.objective, str),
              f"objective must be a registered objective's name, got {self.objective!r}")
         try:
-            self.dataset = check_dataset_options(self.dataset, self.data, self.binarize)
+            if not data_given:
+                self.dataset = check_dataset_options(self.dataset, self.data, self.binarize)
         except DataError as err:
             raise ConfigError(str(err)) from None
         family = resolve_family(self.family)

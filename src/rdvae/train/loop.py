@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..components.gaussian_decoders import GaussianDecoder, effective_beta
+from ..data.streaming import TrainSplit
 from ..device import autocast, resolve_device
 from ..evaluate import evaluate_model
 from ..presets import build_model
@@ -20,6 +21,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RECORDED_FIELDS, ConfigError, TrainConfig
 from .data import check_likelihood, dataset_for, verify_recorded_data
 from .schedules import lr_factor
+
+
+STREAMED_INIT_EXAMPLES = 4096   # examples a streamed split lends to data-dependent initialisation
 
 
 class TrainingDiverged(RuntimeError):
@@ -59,6 +63,9 @@ def _normalize_gradients(params: list[torch.nn.Parameter], eps: float = 1e-8) ->
 
 
 def _split(ds, name: str) -> torch.Tensor:
+    if name == "train" and ds.streamed:
+        raise ConfigError(f"{ds.name}'s train split is streamed, so it cannot be evaluated as a whole; "
+                          "evaluate valid or test (eval_split, final_split)")
     x = ds.split(name)
     if len(x) == 0 and name == "valid":
         return ds.split("test")
@@ -70,10 +77,11 @@ def _split(ds, name: str) -> torch.Tensor:
 EXTENDABLE = ("epochs", "lr_schedule")
 
 
-def _check_resume(run: RunDir, config: TrainConfig | None) -> tuple[TrainConfig, TrainConfig | None]:
+def _check_resume(run: RunDir, config: TrainConfig | None,
+                  data_given: bool = False) -> tuple[TrainConfig, TrainConfig | None]:
     """The config to continue `run` with, and the saved one when the given config extends it
     (more epochs); any other difference is refused."""
-    saved = TrainConfig.from_dict(run.read_config())
+    saved = TrainConfig.from_dict(run.read_config(), data_given)
     if config is None:
         return saved, None
     diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
@@ -108,7 +116,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     run = RunDir(out)
     shorter = None
     if resume and run.exists:
-        config, shorter = _check_resume(run, config)
+        config, shorter = _check_resume(run, config, data_given=dataset is not None)
         if shorter is None and run.read_summary().get("status") == "done":
             verify_recorded_data(config)
             return run.read_summary()
@@ -118,7 +126,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         )
     elif config is None:
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
-    config.validated()
+    config.validated(data_given=dataset is not None)
     run.path.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(config, run, dataset, objective, progress, on_step, model)
     if resume and (run / TRAINER_STATE).exists():
@@ -142,7 +150,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         ds = dataset_for(config, dataset)
         self.dataset = ds
-        self.train_x = ds.split("train").to(self.device)
+        self.train = TrainSplit(ds, self.device)
         self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
 
         torch.manual_seed(config.seed)
@@ -150,15 +158,17 @@ class Trainer:
             model = build_for_config(config, ds.event_shape)
         self.model = model.to(self.device)
         if not config.allow_improper_likelihood:
-            check_likelihood(self.model, ds, self.train_x)
-        self.model.marginal.initialize_from_data(self.train_x)
+            check_likelihood(self.model, ds, self.train.head(256))
+        # data-dependent initialisation (e.g. VampPrior pseudo-inputs) from the split, or its head if streamed
+        self.model.marginal.initialize_from_data(self.train.source if self.train.in_memory
+                                                 else self.train.head(STREAMED_INIT_EXAMPLES))
         self.objective = objective or config.objective_instance()
-        self.objective.prepare(self.model, self.train_x)
+        self.objective.prepare(self.model, self.train.source)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_adam(self.params, config.lr, self.device)
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
         self.epoch_start_shuffle = self.shuffle.get_state()
-        self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         # everything a checkpoint needs besides weights, optimizer and RNG states
         self.counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
@@ -235,11 +245,11 @@ class Trainer:
         that a run resumed mid-epoch sees the same batches."""
         if self.counters["batch"] == 0:
             self.epoch_start_shuffle = self.shuffle.get_state()
-            order = torch.randperm(len(self.train_x), generator=self.shuffle)
+            order = torch.randperm(len(self.train), generator=self.shuffle)
         else:
             replay = torch.Generator()
             replay.set_state(self.epoch_start_shuffle)
-            order = torch.randperm(len(self.train_x), generator=replay)
+            order = torch.randperm(len(self.train), generator=replay)
         return order.to(self.device)
 
     def run_epoch(self, bar, started: float) -> None:
@@ -248,12 +258,12 @@ class Trainer:
         order = self.epoch_order()
         sums = torch.tensor(counters["epoch_sums"], dtype=torch.float64)
         last_checkpoint = time.monotonic()
-        for b in range(counters["batch"], self.steps_per_epoch):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            figures = self.step(self.dataset.train_transform(self.train_x[idx], self.shuffle))
+        batches = self.train.batches(order, config.batch_size, start=counters["batch"])
+        for b, x in zip(range(counters["batch"], self.steps_per_epoch), batches, strict=True):
+            figures = self.step(self.dataset.train_transform(x, self.shuffle))
             if figures is not None:
-                sums += figures.double().cpu() * len(idx)
-                counters["epoch_seen"] += len(idx)
+                sums += figures.double().cpu() * len(x)
+                counters["epoch_seen"] += len(x)
             counters["step"] += 1
             counters["batch"] = b + 1
             counters["epoch_sums"] = sums.tolist()

@@ -31,7 +31,7 @@ def load_run(path: str | Path, device: str = "auto", dataset: Dataset | None = N
     config records are imported; a data file's SHA-256 is verified. `dataset` and `model` replace
     what the config names (e.g. a model object that was passed to train())."""
     run = RunDir(path)
-    config = TrainConfig.from_dict(run.read_config())
+    config = TrainConfig.from_dict(run.read_config(), data_given=dataset is not None)
     if not (run / WEIGHTS).exists():
         raise FileNotFoundError(f"{run.path} has no {WEIGHTS} yet: train it (or resume it) first")
     ds = dataset_for(config, dataset, record=False)
