@@ -84,7 +84,8 @@ def test_registration_conflicts_replacements_and_reimports():
 
 
 def test_builder_errors_become_config_errors_naming_the_part():
-    with pytest.raises(ConfigError, match=r"decoder 'mlp-gauss' \(the decoder of family 'mlp-gauss'\).*variance"):
+    with pytest.raises(ConfigError,
+                       match=r"decoder 'mlp-gauss' \(the decoder of family 'mlp-gauss'\).*variance"):
         build_model("mlp-gauss", SHAPE, variance="bogus")
 
 

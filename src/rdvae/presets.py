@@ -79,28 +79,33 @@ def iaf_encoder(event_shape, latent_dim, activation="glu", conv_width=1.0, flow_
 
 @register_encoder("mlp")
 def gated_mlp_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
+    """MLP (gated linear units by default) to a diagonal Gaussian e(z|x)."""
     return mlp_encoder(event_shape, latent_dim, hidden, activation)
 
 
 # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
 @register_encoder("bow-counts")
 def bow_counts_encoder(event_shape, latent_dim):
+    """Word counts, a linear map to the logits of latent_dim Bernoulli bits (semantic hashing e1)."""
     return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "counts"), latent_dim)
 
 
 @register_encoder("bow-freq-mlp")
 def bow_frequencies_mlp_encoder(event_shape, latent_dim, encoder_hidden=(512,)):
+    """Word frequencies, hidden layers, logits of latent_dim Bernoulli bits (semantic hashing e2)."""
     return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies", encoder_hidden), latent_dim)
 
 
 @register_encoder("bow-freq")
 def bow_frequencies_encoder(event_shape, latent_dim):
+    """Word frequencies, a linear map to the logits of latent_dim Bernoulli bits (semantic hashing e3)."""
     return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies"), latent_dim)
 
 
 # ------------------------------------------------------------------------------------ decoders
 @register_decoder("-")
 def simple_decoder(event_shape, latent_dim, activation="glu", conv_width=1.0):
+    """The paper's deconv stack to Bernoulli logits (appendix F.2); conv_width scales its channels."""
     return simple_deconv_decoder(event_shape, latent_dim, activation, conv_width)
 
 
@@ -114,11 +119,13 @@ def pixelcnn_decoder(event_shape, latent_dim, pixelcnn_channels=64, pixelcnn_lev
 
 @register_decoder("mlp")
 def gated_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
+    """MLP (the encoder's layers mirrored) to Bernoulli logits: d(x|z) for binary data."""
     return mlp_decoder(event_shape, latent_dim, tuple(reversed(hidden)), activation)
 
 
 @register_decoder("bow")
 def bow_decoder(event_shape, latent_dim, decoder_hidden=()):
+    """Bits to a softmax over the vocabulary: a multinomial d(x|z) over the words of a document."""
     return BagOfWordsDecoder(latent_dim, event_shape[0], decoder_hidden)
 
 
@@ -136,6 +143,7 @@ def gaussian_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu
 # ------------------------------------------------------------------------------------ marginals
 @register_marginal("-")
 def standard_normal(event_shape, latent_dim):
+    """m(z) = N(0, I)."""
     return StandardNormal(latent_dim)
 
 
@@ -147,16 +155,19 @@ def flow_marginal(event_shape, latent_dim, flow_steps=FLOW_STEPS, made_hidden=MA
 
 @register_marginal("v")
 def vamp_prior(event_shape, latent_dim, pseudo_inputs=500):
+    """VampPrior: a mixture of e(z|u_k) over learned pseudo-inputs u_k (appendix F.3)."""
     return VampPrior(latent_dim, event_shape, pseudo_inputs)
 
 
 @register_marginal("mog")
 def mixture_marginal(event_shape, latent_dim, mixture_components=16):
+    """A learned mixture of diagonal Gaussians."""
     return GaussianMixtureMarginal(latent_dim, mixture_components)
 
 
 @register_marginal("bernoulli")
 def bernoulli_marginal(event_shape, latent_dim, learned_marginal=False):
+    """Independent Bernoulli bits, fixed at 1/2 or learned."""
     return BernoulliMarginal(latent_dim, learned_marginal)
 
 

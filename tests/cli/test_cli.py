@@ -42,3 +42,14 @@ def test_errors_are_one_clear_line(argv, message, capsys, tmp_path, monkeypatch)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind,expected", [("families", "mr-mlp"), ("encoders", "bow-counts"),
+                                           ("marginals", "v"), ("models", "multi-rate"),
+                                           ("datasets", "binarized-mnist"), ("objectives", "beta-tc"),
+                                           ("repros", "broken-elbo")])
+def test_list_prints_what_is_registered_with_options(kind, expected, capsys):
+    assert main(["list", kind, "--json"]) == 0
+    out = capsys.readouterr().out
+    listed = json.loads(out.strip().splitlines()[-1])[kind]
+    assert expected in [r["name"] for r in listed] and all("options" in r for r in listed)

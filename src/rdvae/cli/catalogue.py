@@ -1,0 +1,68 @@
+"""`rdvae list KIND`: what is registered (rdvae's own and the plugins'), one line each with its options."""
+
+from __future__ import annotations
+
+import inspect
+
+from .options import add_common
+
+KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", "objectives", "repros")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="list registered families, components, datasets, objectives, reproductions",
+                       description="Print what exists, one line each: name, description and options with "
+                                   "their defaults (options are set with --set model.NAME=VALUE, "
+                                   "data.NAME=VALUE or objective_options.NAME=VALUE).")
+    p.add_argument("kind", nargs="?", choices=KINDS, default="families",
+                   help="what to list (default: families)")
+    add_common(p, out=False)
+    p.set_defaults(handler=run)
+
+
+def _options(options: dict) -> str:
+    shown = [k if v is inspect.Parameter.empty else f"{k}={v!r}" for k, v in options.items() if k != "**"]
+    if "**" in options:
+        shown.append("**options")
+    return ", ".join(shown) or "-"
+
+
+def _summary(obj) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.split("\n\n")[0].replace("\n", " ")
+
+
+def rows(kind: str) -> list[dict]:
+    from .. import registry
+
+    if kind == "repros":
+        from ..experiments import reproductions
+
+        return [{"name": name, "description": module.DESCRIPTION, "options": "--scale smoke|cpu|paper"}
+                for name, module in reproductions().items()]
+    if kind == "families":
+        from ..presets import resolve_family
+
+        out = []
+        for name, family in registry.FAMILIES.items():
+            parts = f"{family.encoder} / {family.decoder} / {family.marginal}, {family.model}, d={family.latent_dim}"
+            out.append({"name": name, "description": f"{family.description} [{parts}]",
+                        "options": _options(resolve_family(name).options())})
+        return out
+    if kind == "datasets":
+        from ..data import dataset_options
+
+        return [{"name": name, "description": _summary(loader), "options": _options(dataset_options(name))}
+                for name, loader in registry.DATASETS.items()]
+    table = getattr(registry, kind.upper())
+    return [{"name": name, "description": _summary(obj), "options": _options(table.options(name))}
+            for name, obj in table.items()]
+
+
+def run(args) -> dict:
+    found = rows(args.kind)
+    width = max((len(r["name"]) for r in found), default=4)
+    for r in found:
+        print(f"  {r['name']:<{width}}  {r['description']}")
+        print(f"  {'':<{width}}    options: {r['options']}")
+    return {args.kind: found}
