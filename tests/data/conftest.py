@@ -90,6 +90,9 @@ class Tiny:
 
 
 def _register(monkeypatch, name: str, **changes) -> sources.DatasetSpec:
+    """A tiny variant of a real spec; its files keep no pinned SHA-256 (they are not the real files)
+    unless the changes give files."""
+    changes.setdefault("files", tuple(dataclasses.replace(f, sha256=None) for f in sources.REGISTRY[name].files))
     spec = dataclasses.replace(sources.REGISTRY[name], **changes)
     monkeypatch.setitem(sources.REGISTRY, name, spec)
     return spec
@@ -107,7 +110,7 @@ def tiny_mnist(monkeypatch, tmp_path) -> Tiny:
     }
     files = {name: gzip.compress(idx_bytes(a), mtime=0) for name, a in arrays.items()}
     real = sources.REGISTRY["mnist"]
-    specs = tuple(dataclasses.replace(f, md5=md5(files[f.name])) for f in real.files)
+    specs = tuple(dataclasses.replace(f, md5=md5(files[f.name]), sha256=None) for f in real.files)
     spec = _register(monkeypatch, "mnist", files=specs, split_sizes=(7, 3, 3), image_shape=(4, 4))
     tiny = Tiny("mnist", tmp_path / "data", spec, files, arrays)
     tiny.write()

@@ -139,3 +139,19 @@ def test_temperature_schedule_anneals_to_its_floor():
     assert temps[-1] == 0.1
     with pytest.raises(ValueError, match="temperature"):
         TemperatureSchedule(initial=0.0)
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_straight_through_draws_are_exactly_binary_in_the_forward_pass(categorical):
+    """hard + (soft - soft.detach()) is exactly hard: a discontinuous decoder sees true codes."""
+    from torch.distributions import Bernoulli, Independent, OneHotCategorical
+
+    from rdvae.estimators.relaxation import relaxed_straight_through
+
+    torch.manual_seed(0)
+    logits = torch.randn(64, 16, requires_grad=True)
+    q = OneHotCategorical(logits=logits) if categorical else Independent(Bernoulli(logits=logits), 1)
+    z = relaxed_straight_through(q, temperature=0.37, samples=50)
+    assert bool(((z == 0) | (z == 1)).all())
+    z.sum().backward()
+    assert logits.grad.abs().sum() > 0

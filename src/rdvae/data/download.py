@@ -21,16 +21,26 @@ CHUNK = 1 << 20
 Verifier = Callable[[FileSpec, Path], None]
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
+def digest(path: Path, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def md5sum(path: Path) -> str:
+    return digest(path, "md5")
 
 
 def check_md5(file: FileSpec, path: Path) -> None:
-    """Raise DataError when the file's md5 differs from the published one."""
+    """Raise DataError when the file's SHA-256 (pinned) or md5 (published) differs; the SHA-256 is
+    checked when known, as it alone catches what md5 does."""
+    if file.sha256 is not None:
+        actual = digest(path, "sha256")
+        if actual != file.sha256:
+            raise corrupt(path, f"SHA-256 is {actual}, expected {file.sha256}")
+        return
     if file.md5 is None:
         return
     actual = md5sum(path)

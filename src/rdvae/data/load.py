@@ -48,7 +48,7 @@ def load_spec_dataset(
     else:
         base = data_root(root)
         paths = ensure_files(spec, base / spec.folder, download, partial(verify_file, spec))
-        arrays = cache.cached(spec, base, paths, partial(PARSERS[spec.kind], spec, paths))
+        arrays = cache.cached(spec, base, paths, partial(_verified_parse, spec, paths))
     if spec.kind == "bow":
         return _bow_dataset(spec, arrays)
     return _image_dataset(spec, arrays, binarize, seed)
@@ -84,7 +84,6 @@ def _idx_shape(spec: DatasetSpec, file_name: str) -> tuple[int, ...]:
 
 def _parse_idx(spec: DatasetSpec, paths: dict[str, Path]) -> Arrays:
     def read(file: FileSpec) -> np.ndarray:
-        check_md5(file, paths[file.name])
         return formats.read_idx(paths[file.name], _idx_shape(spec, file.name))
 
     train_x, train_y, test_x, test_y = (read(f) for f in spec.files)
@@ -117,6 +116,13 @@ def _parse_bow(spec: DatasetSpec, paths: dict[str, Path]) -> Arrays:
 
 
 PARSERS = {"idx": _parse_idx, "amat": _parse_amat, "bow": _parse_bow}
+
+
+def _verified_parse(spec: DatasetSpec, paths: dict[str, Path]) -> Arrays:
+    """Check every file's digest (whenever the files are parsed, i.e. not read from the cache), then parse."""
+    for file in spec.files:
+        check_md5(file, paths[file.name])
+    return PARSERS[spec.kind](spec, paths)
 
 
 def verify_file(spec: DatasetSpec, file: FileSpec, path: Path) -> None:

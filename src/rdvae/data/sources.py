@@ -17,11 +17,13 @@ DEFAULT_ROOT = Path("~/.cache/rdvae")
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One source file: canonical name, mirrors tried in order, optional published md5."""
+    """One source file: canonical name, mirrors tried in order, its published md5 (when there is
+    one) and its SHA-256 (pinned from a verified copy, so a single flipped bit is caught)."""
 
     name: str
     urls: tuple[str, ...]
     md5: str | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,40 @@ AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/
 NEWS_URL = "http://qwone.com/~jason/20Newsgroups/"
 
 
-def _idx_files(mirrors: tuple[str, ...], md5s: tuple[str, ...]) -> tuple[FileSpec, ...]:
+# SHA-256 of each file, by dataset folder and name (computed from verified copies)
+SHA256 = {
+    ("20newsgroups", "20news-bydate-matlab.tgz"):
+        "6e27c7c21fdf39f8461f7ad38b384eb45fa374310d47b6fa0ba450bb126f62b8",
+    ("20newsgroups", "vocabulary.txt"):
+        "3c0f0d64a814ba8836334a0f23925cef751fb3636baea55772f1f8ede4b791bc",
+    ("binarized_mnist", "binarized_mnist_test.amat"):
+        "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c",
+    ("binarized_mnist", "binarized_mnist_train.amat"):
+        "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d",
+    ("binarized_mnist", "binarized_mnist_valid.amat"):
+        "1de3d397c40fe8eeb33dafd4099a1f665ec01e96d9be234aaeeac8a34930e2e2",
+    ("fashion_mnist", "t10k-images-idx3-ubyte.gz"):
+        "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+    ("fashion_mnist", "t10k-labels-idx1-ubyte.gz"):
+        "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    ("fashion_mnist", "train-images-idx3-ubyte.gz"):
+        "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+    ("fashion_mnist", "train-labels-idx1-ubyte.gz"):
+        "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+    ("mnist", "t10k-images-idx3-ubyte.gz"):
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    ("mnist", "t10k-labels-idx1-ubyte.gz"):
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    ("mnist", "train-images-idx3-ubyte.gz"):
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    ("mnist", "train-labels-idx1-ubyte.gz"):
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+}
+
+
+def _idx_files(folder: str, mirrors: tuple[str, ...], md5s: tuple[str, ...]) -> tuple[FileSpec, ...]:
     return tuple(
-        FileSpec(name, tuple(m + name for m in mirrors), md5)
+        FileSpec(name, tuple(m + name for m in mirrors), md5, SHA256[folder, name])
         for name, md5 in zip(IDX_FILES, md5s, strict=True)
     )
 
@@ -94,7 +127,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         "mnist",
         "idx",
         "mnist",
-        _idx_files(MNIST_MIRRORS, MNIST_MD5),
+        _idx_files("mnist", MNIST_MIRRORS, MNIST_MD5),
         split_sizes=(50000, 10000, 10000),
         image_shape=(28, 28),
     ),
@@ -102,7 +135,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         "fashion-mnist",
         "idx",
         "fashion_mnist",
-        _idx_files(FASHION_MIRRORS, FASHION_MD5),
+        _idx_files("fashion_mnist", FASHION_MIRRORS, FASHION_MD5),
         split_sizes=(50000, 10000, 10000),
         image_shape=(28, 28),
     ),
@@ -111,7 +144,8 @@ REGISTRY: dict[str, DatasetSpec] = {
         "amat",
         "binarized_mnist",
         tuple(
-            FileSpec(f"binarized_mnist_{s}.amat", (f"{AMAT_URL}binarized_mnist_{s}.amat",))
+            FileSpec(f"binarized_mnist_{s}.amat", (f"{AMAT_URL}binarized_mnist_{s}.amat",),
+                     sha256=SHA256["binarized_mnist", f"binarized_mnist_{s}.amat"])
             for s in ("train", "valid", "test")
         ),
         split_sizes=(50000, 10000, 10000),
@@ -122,8 +156,10 @@ REGISTRY: dict[str, DatasetSpec] = {
         "bow",
         "20newsgroups",
         (
-            FileSpec("20news-bydate-matlab.tgz", (NEWS_URL + "20news-bydate-matlab.tgz",)),
-            FileSpec("vocabulary.txt", (NEWS_URL + "vocabulary.txt",)),
+            FileSpec("20news-bydate-matlab.tgz", (NEWS_URL + "20news-bydate-matlab.tgz",),
+                     sha256=SHA256["20newsgroups", "20news-bydate-matlab.tgz"]),
+            FileSpec("vocabulary.txt", (NEWS_URL + "vocabulary.txt",),
+                     sha256=SHA256["20newsgroups", "vocabulary.txt"]),
         ),
         split_sizes=(11269, 0, 7505),
         vocab_size=61188,

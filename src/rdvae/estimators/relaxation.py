@@ -56,7 +56,7 @@ def relaxed_straight_through(q: Distribution, temperature: float, samples: int) 
         logistic = torch.log(u) - torch.log1p(-u)
         soft = torch.sigmoid((logits + logistic) / temperature)
         hard = (logits + logistic > 0).to(logits.dtype)
-    return hard + soft - soft.detach()
+    return hard + (soft - soft.detach())   # exactly hard in the forward pass: (soft - soft) is 0
 
 
 def gumbel_straight_through(q: Distribution, f: Callable[[Tensor], Tensor], passes: int = 1,
