@@ -3,7 +3,8 @@
 The names a user's own code needs, importable from the top level:
 
     from rdvae import VAE, register_encoder, register_decoder, register_marginal, register_family
-    from rdvae import train, TrainConfig, load_run, evaluate_model, load_dataset, Dataset
+    from rdvae import TrainConfig, load_run, evaluate_model, load_dataset, Dataset
+    from rdvae.train import train          # (rdvae.train is the package; the function lives in it)
 
 See help(rdvae.VAE) for the model contract (shapes of e(z|x), d(x|z), m(z)) and rdvae.registry for
 registering components in a plugin.
@@ -24,7 +25,7 @@ _EXPORTS = {
     "register_dataset": "rdvae.registry", "register_objective": "rdvae.registry",
     "register_family": "rdvae.presets", "build_model": "rdvae.presets", "Family": "rdvae.presets",
     "ConfigError": "rdvae.errors",
-    "train": "rdvae.train", "TrainConfig": "rdvae.train", "load_run": "rdvae.train",
+    "TrainConfig": "rdvae.train", "load_run": "rdvae.train",
     "evaluate_model": "rdvae.evaluate", "iw_log_likelihood": "rdvae.evaluate", "elbo_surgery": "rdvae.evaluate",
     "load_dataset": "rdvae.data", "Dataset": "rdvae.data", "DataError": "rdvae.data",
     "Objective": "rdvae.objectives", "RateDistortionObjective": "rdvae.objectives",

@@ -3,19 +3,67 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 
 import torch
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """Cores not busy with other work: the cores minus the 1-minute load average, at least 1.
+    (Threads beyond the free cores make OpenMP's workers wait on each other.)"""
+    cores = available_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use `threads` torch threads (None: the free cores); returns the number set."""
+    threads = free_cores() if threads is None else threads
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    torch.set_num_threads(threads)
+    return threads
+
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def check_device(device) -> str:
+    """The validated device name: auto, cpu, cuda, cuda:N or mps (ConfigError otherwise)."""
+    from .errors import ConfigError
+
+    if not (isinstance(device, str) and DEVICE_PATTERN.fullmatch(device)):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    return device
+
+
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else the CPU; anything else is passed to torch."""
-    if device == "auto":
+    """'auto' picks CUDA when present, else the CPU; cpu, cuda, cuda:N and mps as named."""
+    from .errors import ConfigError
+
+    if check_device(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {device!r} requested but MPS is not available; use 'auto' or 'cpu'")
     return resolved
 
 

@@ -23,3 +23,8 @@ def unknown_names(kind: str, given: Iterable[str], known: Iterable[str], where: 
     hints = ", ".join(f"{name!r}{did_you_mean(name, known)}" for name in given)
     valid = ", ".join(known) if known else "none"
     return ConfigError(f"unknown {kind}{where}: {hints}; valid: {valid}")
+
+
+class EvaluationError(ValueError):
+    """A measurement that cannot be trusted: non-finite inputs or figures, or an estimate outside what
+    the math allows (e.g. I_q above log N); a model that diverged produces these."""

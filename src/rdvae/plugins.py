@@ -80,7 +80,7 @@ def _import_file(path: Path) -> None:
         raise PluginError(f"plugin file {path} does not exist; pass the path of a .py file that "
                           "registers your components (or the name of an installed module)")
     module_name = f"rdvae_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
-    if module_name in sys.modules:
+    if module_name in sys.modules or _already_imported(path):
         return
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -92,6 +92,16 @@ def _import_file(path: Path) -> None:
     except BaseException:
         del sys.modules[module_name]
         raise
+
+
+def _already_imported(path: Path) -> bool:
+    """Whether the file runs already under another name (as the __main__ script, or imported by
+    module name): importing it again would register everything twice."""
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve() == path:
+            return True
+    return False
 
 
 def load_entry_point_plugins() -> list[str]:

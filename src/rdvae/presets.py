@@ -40,6 +40,7 @@ from .registry import (
     FAMILIES,
     MARGINALS,
     MODELS,
+    check_option_value,
     register_decoder,
     register_encoder,
     register_marginal,
@@ -277,6 +278,8 @@ def check_model_options(family: str, options: dict) -> None:
     if unknown:
         raise unknown_names("model option(s)", unknown, [k for k in accepted if k != "**"],
                             f" for family {family!r}")
+    for key, value in options.items():
+        check_option_value(f"family {family!r}", key, value, accepted[key])
 
 
 def build_model(family: str, event_shape: Sequence[int], latent_dim: int | None = None,

@@ -111,15 +111,54 @@ class Registry:
             raise unknown_names(f"{self.kind} option(s)", unknown, accepted, where or f" of {name!r}")
 
     def build(self, name: str, *args, where: str = "", **options) -> Any:
-        """Call `name`'s builder with the leading arguments and the options it takes (checked);
-        a ValueError or TypeError it raises becomes a ConfigError naming the builder."""
+        """Call `name`'s builder with the leading arguments and the options it takes (checked: known,
+        and of the kind of their default); a ValueError or TypeError it raises becomes a ConfigError
+        naming the builder."""
         self.check_options(name, options, where)
+        accepted = self.options(name)
+        for key, value in options.items():
+            if key in accepted:
+                check_option_value(f"{self.kind} {name!r}{where}", key, value, accepted[key])
         try:
             return self[name](*args, **options)
         except (ValueError, TypeError) as err:
             if isinstance(err, ConfigError):
                 raise
             raise ConfigError(f"{self.kind} {name!r}{where}: {err}") from err
+
+
+def _kind_of(default) -> tuple[str, Callable[[Any], bool]] | None:
+    """What a value must be, judged from an option's default (None: anything)."""
+    def number(v):
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        return "true or false", lambda v: isinstance(v, bool)
+    if isinstance(default, int):
+        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    if isinstance(default, float):
+        return "a number", number
+    if isinstance(default, str):
+        return "a string", lambda v: isinstance(v, str)
+    if isinstance(default, tuple | list):
+        if default and all(isinstance(d, int) and not isinstance(d, bool) for d in default):
+            return "a list of integers", lambda v: isinstance(v, list | tuple) and all(
+                isinstance(e, int) and not isinstance(e, bool) for e in v)
+        if default and all(number(d) for d in default):
+            return "a list of numbers", lambda v: isinstance(v, list | tuple) and all(number(e) for e in v)
+        return "a list", lambda v: isinstance(v, list | tuple)
+    return None
+
+
+def check_option_value(where: str, name: str, value, default) -> None:
+    """ConfigError when `value` is not of the kind of the option's default (a list for a list, an
+    integer for an integer, ...); options without a default, or with default None, and the value
+    None are not checked here."""
+    kind = _kind_of(default)
+    if value is None and not isinstance(default, bool):
+        return   # None means "off" for many options (e.g. log_sigma_min); a builder refuses it otherwise
+    if kind is not None and not kind[1](value):
+        raise ConfigError(f"{where}: option {name}={value!r} must be {kind[0]} (default {default!r})")
 
 
 def builder_options(builder: Callable, leading: int = 0) -> dict[str, Any]:
@@ -138,8 +177,9 @@ def builder_options(builder: Callable, leading: int = 0) -> dict[str, Any]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """The same object, or the same definition imported again (module and qualified name)."""
-    if a is b:
+    """The same object, an equal value (e.g. a Family), or the same definition imported again (module
+    and qualified name)."""
+    if a is b or (not callable(a) and not callable(b) and a == b):
         return True
     key = (getattr(a, "__module__", None), getattr(a, "__qualname__", None))
     return key[1] is not None and key == (getattr(b, "__module__", None), getattr(b, "__qualname__", None))

@@ -109,7 +109,19 @@ class RunDir:
 
     @property
     def exists(self) -> bool:
+        if self.path.exists() and not self.path.is_dir():
+            from .errors import ConfigError
+
+            raise ConfigError(f"{self.path} is a file, not a run directory; choose another --out")
         return (self.path / CONFIG).exists()
+
+    def remove_temporary(self) -> list[Path]:
+        """Delete the temporary files an interrupted atomic write left behind (.NAME.XXXX.tmp);
+        returns them. Called when a run resumes (one writer per run directory)."""
+        leftovers = [p for p in self.path.glob(".*.tmp") if p.is_file()]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
 
     def read_config(self) -> dict:
         if not self.exists:

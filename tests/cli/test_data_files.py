@@ -38,7 +38,8 @@ def _run(capsys, argv):
 def _train_and_eval(capsys, dataset, out, *extra, discrete=True):
     """Train then evaluate a run; both must succeed with finite R, D, ELBO that agree.
     discrete: D is then a -log-probability, so > 0 (a Gaussian density's D can be negative)."""
-    code, trained, err = _run(capsys, ["train", "--dataset", str(dataset), *TINY, *extra, "--out", out, "--json"])
+    argv = ["train", "--dataset", str(dataset), *TINY, *extra, "--out", out, "--json"]
+    code, trained, err = _run(capsys, argv)
     assert code == 0, err
     assert trained["status"] == "done" and trained["epochs"] == 1
     for key in METRICS:
@@ -58,6 +59,14 @@ def _train_and_eval(capsys, dataset, out, *extra, discrete=True):
 
 def _config(out):
     return json.loads((Path(out) / "config.json").read_text())
+
+
+def _records(out, data):
+    """config.json names the data by its absolute path and holds the SHA-256 of its bytes."""
+    config = _config(out)
+    assert config["dataset"] == str(data.resolve())
+    assert re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"] or ""), config["dataset_sha256"]
+    return config
 
 
 def _binary_images(n, h=8, w=8, seed=0):
@@ -80,13 +89,11 @@ def test_npy_binary_images_train_eval_and_record_the_file(tmp_path, capsys):
     data = tmp_path / "binary.npy"
     np.save(data, _binary_images(60))
     trained, _ = _train_and_eval(capsys, data, "run", "--set", "data.valid_fraction=0.2",
-                                 "data.test_fraction=0.25", "data.split_seed=3")
+                                 "--set", "data.test_fraction=0.25", "--set", "data.split_seed=3")
     assert trained["examples"] == 15  # round(60 * 0.25) test examples: the seeded split was applied
     assert trained["family"] == "mlp" and trained["latent_dim"] == 2
 
-    config = _config("run")
-    assert config["dataset"] == str(data.resolve())  # absolute, so the run works from any directory
-    assert re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"])
+    config = _records("run", data)  # absolute, so the run works from any directory
     assert config["dataset_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
     assert config["data"] == {"valid_fraction": 0.2, "test_fraction": 0.25, "split_seed": 3}
 
@@ -96,9 +103,7 @@ def test_npy_given_by_a_relative_path_is_recorded_absolute(tmp_path, capsys):
     np.save(tmp_path / "sub" / "x.npy", _binary_images(40))
     code, _, err = _run(capsys, ["train", "--dataset", "sub/x.npy", *TINY, "--out", "run"])
     assert code == 0, err
-    config = _config("run")
-    assert config["dataset"] == str((tmp_path / "sub" / "x.npy").resolve())
-    assert re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"])
+    _records("run", tmp_path / "sub" / "x.npy")
 
 
 def test_npz_with_explicit_splits(tmp_path, capsys):
@@ -108,8 +113,7 @@ def test_npz_with_explicit_splits(tmp_path, capsys):
              x_test=(rng.random((17, 36)) < 0.4).astype(np.uint8))
     trained, evaluated = _train_and_eval(capsys, data, "run")
     assert trained["examples"] == evaluated["examples"] == 17  # the file's own test split, not a fraction
-    config = _config("run")
-    assert config["dataset"] == str(data.resolve()) and re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"])
+    _records("run", data)
 
 
 def test_png_folder_of_binary_images(tmp_path, capsys):
@@ -117,8 +121,7 @@ def test_png_folder_of_binary_images(tmp_path, capsys):
     _write_pngs(folder, 40)
     trained, _ = _train_and_eval(capsys, folder, "run")
     assert trained["examples"] == 4  # default test_fraction 0.1 of 40 images
-    config = _config("run")
-    assert config["dataset"] == str(folder.resolve()) and re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"])
+    _records("run", folder)
 
 
 def test_png_folder_of_grey_images_binarized_and_resized(tmp_path, capsys):
@@ -153,7 +156,8 @@ def test_changed_file_is_detected_on_eval_and_resume(tmp_path, capsys):
         assert code == 2, argv
         assert "changed since the run was trained" in err and str(data.resolve()) in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 1  # refused resume left it
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["epochs"] == 1  # the refused resume trained nothing
 
     data.write_bytes(original)  # restored: both work again
     code, evaluated, err = _run(capsys, ["eval", "run", "--no-progress", "--json"])
@@ -183,5 +187,4 @@ def test_real_valued_table_needs_a_gaussian_decoder(tmp_path, capsys):
 
     trained, _ = _train_and_eval(capsys, data, "gauss", "--family", "mlp-gauss", discrete=False)
     assert trained["family"] == "mlp-gauss" and trained["examples"] == 8
-    config = _config("gauss")
-    assert config["dataset"] == str(data.resolve()) and re.fullmatch(r"[0-9a-f]{64}", config["dataset_sha256"])
+    _records("gauss", data)

@@ -92,7 +92,8 @@ class Tiny:
 def _register(monkeypatch, name: str, **changes) -> sources.DatasetSpec:
     """A tiny variant of a real spec; its files keep no pinned SHA-256 (they are not the real files)
     unless the changes give files."""
-    changes.setdefault("files", tuple(dataclasses.replace(f, sha256=None) for f in sources.REGISTRY[name].files))
+    unpinned = tuple(dataclasses.replace(f, sha256=None) for f in sources.REGISTRY[name].files)
+    changes.setdefault("files", unpinned)
     spec = dataclasses.replace(sources.REGISTRY[name], **changes)
     monkeypatch.setitem(sources.REGISTRY, name, spec)
     return spec

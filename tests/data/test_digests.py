@@ -16,7 +16,8 @@ def test_every_bundled_file_has_a_pinned_sha256():
 def test_a_single_flipped_bit_is_caught(tiny_amat, monkeypatch):
     pinned = tuple(dataclasses.replace(f, sha256=hashlib.sha256(tiny_amat.files[f.name]).hexdigest())
                    for f in tiny_amat.spec.files)
-    monkeypatch.setitem(sources.REGISTRY, "binarized-mnist", dataclasses.replace(tiny_amat.spec, files=pinned))
+    spec = dataclasses.replace(tiny_amat.spec, files=pinned)
+    monkeypatch.setitem(sources.REGISTRY, "binarized-mnist", spec)
     assert load_dataset("binarized-mnist", root=tiny_amat.root, download=False).train.shape[0] == 5
     name = pinned[0].name
     data = bytearray(tiny_amat.files[name])

@@ -4,32 +4,36 @@ from __future__ import annotations
 
 import math
 
-from .options import add_common
+from .options import add_common, non_negative_int, positive_float, positive_int
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run (R, D, ELBO, IW-NLL, MI, active units)")
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--iw-samples", type=int, default=0,
-                   help="importance samples for the IW negative log-likelihood (0: skip)")
-    p.add_argument("--split", default=None, help="train, valid or test (default: the run's final split)")
-    p.add_argument("--examples", type=int, default=None,
-                   help="evaluate only the first N examples of the split (a quick look; not stored "
-                        "in summary.json)")
-    p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", default=None, help="fp32 or bf16 (default: the run's)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--betas", type=float, nargs="+", default=None, metavar="BETA",
+    p.add_argument("--iw-samples", type=non_negative_int, default=0, metavar="K",
+                   help="importance samples for the IW negative log-likelihood (default: 0, skip)")
+    p.add_argument("--split", default=None, choices=("train", "valid", "test"),
+                   help="the split to evaluate (default: the run's final split)")
+    p.add_argument("--examples", type=positive_int, default=None, metavar="N",
+                   help="evaluate a random subset of N examples of the split, drawn with --seed (a quick "
+                        "look; written to eval-SPLIT.json, not summary.json; default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=1000,
+                   help="examples per evaluation batch (default: 1000)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="seed of the Monte Carlo draws and of --examples (default: 0)")
+    p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
+                   help="arithmetic precision (default: the run's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--betas", type=positive_float, nargs="+", default=None, metavar="BETA",
                    help="multi-rate runs: evaluate at each beta and write one row per beta to "
                         "RUN_DIR/results.csv (the sweep format, so `rdvae plot RUN_DIR` draws the curve)")
     p.add_argument("--surgery", action="store_true",
                    help="also the ELBO surgery of the rate: average KL = index-code MI + marginal KL, "
                         "marginal KL = total correlation + dimension-wise KL (+ marginal dependence), "
                         "q(z) summed over the whole split; stored as surgery_* keys")
-    p.add_argument("--surgery-points", type=int, default=None, metavar="M",
+    p.add_argument("--surgery-points", type=positive_int, default=None, metavar="M",
                    help="draws of z for the surgery's outer expectation (default: one per example)")
-    p.add_argument("--surgery-split-points", type=int, default=5000, metavar="M",
+    p.add_argument("--surgery-split-points", type=non_negative_int, default=5000, metavar="M",
                    help="draws used for the total correlation / dimension-wise split, which costs "
                         "N x d per draw (default 5000; 0: skip the split)")
     add_common(p, out=False)
@@ -37,25 +41,32 @@ def register(sub) -> None:
 
 
 def run(args) -> dict:
+    import torch
+
     from ..evaluate import evaluate_model, format_report
     from ..rundir import write_json
     from ..train import load_run
-    from . import UserError
 
     trained = load_run(args.run_dir, device=args.device)
     config = trained.config
     split = args.split or config.final_split
     x = trained.dataset.split(split)
-    if args.examples is not None:
-        if args.examples < 1:
-            raise UserError(f"--examples must be >= 1, got {args.examples}")
-        x = x[:args.examples]
+    subset = None
+    if args.examples is not None and args.examples < len(x):
+        # a seeded random subset: a split's first rows need not be typical (static binarized MNIST's
+        # test file is ordered)
+        picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:args.examples]
+        x = x[picked.sort().values.to(x.device)]
+        subset = f"a random subset of {args.examples} of {len(trained.dataset.split(split))} examples (seed {args.seed})"
+        print(f"evaluating {subset}")
     if args.betas is not None:
         return run_betas(args, trained, x, split)
     result = evaluate_model(trained.model, x, iw_samples=args.iw_samples,
                             batch_size=args.batch_size, seed=args.seed,
                             precision=args.precision or config.precision, progress=args.progress)
     result["split"] = split
+    if subset:
+        result["subset"] = subset
     surgery = None
     if args.surgery:
         from ..evaluate import elbo_surgery

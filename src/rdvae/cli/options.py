@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -11,11 +12,47 @@ def parse_assignment(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
+    if not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a non-empty KEY, got {text!r}")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
+        if raw.lstrip()[:1] in ("[", "{", '"'):   # meant as JSON: say what is wrong, never pass it on
+            raise argparse.ArgumentTypeError(f"{key.strip()}: {raw!r} is not valid JSON ({err.msg} at "
+                                             f"character {err.pos})") from None
         value = raw
     return key.strip(), value
+
+
+def _integer(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _integer(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _integer(text, 0)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
 
 
 def add_common(parser: argparse.ArgumentParser, out: bool = True) -> None:
@@ -27,6 +64,9 @@ def add_common(parser: argparse.ArgumentParser, out: bool = True) -> None:
                              "so later commands import it again); plugins of the entry-point group "
                              "'rdvae.plugins' are always imported")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="hide progress bars")
+                        help="hide progress bars (default: shown)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch threads (default: the free cores, i.e. the cores minus the load "
+                             "average; a sweep splits them between its workers)")
     if out:
         parser.add_argument("--out", help="output directory")

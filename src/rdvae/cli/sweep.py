@@ -76,7 +76,7 @@ def run(args) -> dict:
         spec = spec_from_args(args)
         report = run_sweep(args.out, spec, executor=args.executor, workers=args.workers,
                            address=args.address, num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
-                           total_cpus=args.ray_cpus, progress=args.progress)
+                           total_cpus=args.ray_cpus, progress=args.progress, threads=args.threads)
     except (GridError, SweepError, ExecutorError) as err:
         raise UserError(str(err)) from None
     except KeyboardInterrupt:

@@ -8,7 +8,8 @@
     report.rows                                      # one dict per run, as in results.csv
 """
 
-from .executors import EXECUTORS, ExecutorError, available_cores, run_local, run_ray
+from ..device import available_cores
+from .executors import EXECUTORS, ExecutorError, run_local, run_ray
 from .grid import GridError, chainit, fixed, parse_grid, product, sweep, zipit
 from .results import DESIGN_KEYS, RESULTS_FILE, ResultsTable, comparable
 from .runner import SweepReport, run_sweep

@@ -2,7 +2,7 @@
 in the sweep's own process as results arrive, so results.csv has a single writer.
 
 - local: sequential in this process (workers=1), or a process pool of `workers` processes,
-  each with max(1, cores // workers) torch threads.
+  each with max(1, threads // workers) torch threads (threads: the free cores by default).
 - ray: one Ray task per run with its own num_cpus / num_gpus; a local Ray instance by default,
   `address` joins an existing cluster (run directories must then be on a shared filesystem).
 """
@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import torch
 
+from ..device import available_cores, free_cores
 from .task import Task, execute
 
 OnResult = Callable[[Task, dict], None]
@@ -24,13 +25,6 @@ EXECUTORS = ("local", "ray")
 
 class ExecutorError(RuntimeError):
     """An executor that cannot start, with what to do."""
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
 
 
 def default_workers(tasks: int) -> int:
@@ -44,17 +38,19 @@ def _init_worker(threads: int) -> None:
 
 
 def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
-              on_step: Callable[[Task, dict], None] | None = None) -> None:
+              on_step: Callable[[Task, dict], None] | None = None, threads: int | None = None) -> None:
     """Run tasks in this process (workers=1; `on_step(task, counters)` sees every step) or in
-    a pool of `workers` spawned processes."""
+    a pool of `workers` spawned processes. `threads` (default: the free cores) are split between the
+    workers, at least one each, so that the pool never asks for more threads than there are cores."""
     if workers < 1:
         raise ExecutorError(f"workers must be >= 1, got {workers}")
+    total = threads or free_cores()
     if workers == 1 or len(tasks) <= 1:
         for task in tasks:
             step = (lambda counters, task=task: on_step(task, counters)) if on_step else None
-            on_result(task, execute(task, on_step=step))
+            on_result(task, execute(task, threads=total, on_step=step))
         return
-    threads = max(1, available_cores() // workers)
+    threads = max(1, total // workers)
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
     try:

@@ -44,12 +44,14 @@ def _swept_values(spec: SweepSpec, index: int) -> dict:
 
 def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "local",
               workers: int | None = None, address: str | None = None, num_cpus: float = 1,
-              num_gpus: float = 0, total_cpus: int | None = None, progress: bool = True) -> SweepReport:
+              num_gpus: float = 0, total_cpus: int | None = None, progress: bool = True,
+              threads: int | None = None) -> SweepReport:
     """Run (or continue) the sweep in directory `out`; return what was done and the rows.
 
     `spec` is saved as out/sweep.json on first use; None continues the saved sweep.
     executor "local" runs `workers` processes (None: sequential when one task is left, else a
-    pool sized to the cores); "ray" runs one Ray task per run (see executors.run_ray).
+    pool sized to the cores) sharing `threads` torch threads (None: the free cores); "ray" runs one
+    Ray task per run (see executors.run_ray).
     """
     if executor not in EXECUTORS:
         raise ExecutorError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
@@ -130,7 +132,7 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
                     total_cpus=total_cpus)
         else:
             n = workers if workers is not None else default_workers(len(tasks))
-            run_local(tasks, on_result, workers=n, on_step=on_step if progress else None)
+            run_local(tasks, on_result, workers=n, on_step=on_step if progress else None, threads=threads)
     finally:
         bar.close()
     by_run = table.by_run()

@@ -36,7 +36,8 @@ def _dataset(config: dict):
     key = (config["dataset"], config["binarize"], json.dumps(config.get("data", {}), sort_keys=True))
     if key not in _DATASETS:
         _DATASETS.clear()  # keep at most one dataset in memory per process
-        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"], **config.get("data", {}))
+        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"],
+                                      **config.get("data", {}))
     return _DATASETS[key]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-
 from ..rundir import TRAINER_STATE, WEIGHTS, RunDir, load_tensors, save_tensors
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..components.multi_rate import DEFAULT_BETA_RANGE
 from ..data import DataError
 from ..data.registry import check_dataset_options
-from ..device import PRECISIONS
+from ..device import PRECISIONS, check_device
 from ..errors import ConfigError, unknown_names
 from ..objectives import build_objective
 from ..plugins import load_plugins
@@ -141,6 +141,7 @@ class TrainConfig:
         need(self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_device(self.device)
         need(self.latent_dim is None or (integer(self.latent_dim) and self.latent_dim >= 1),
              f"latent_dim must be a positive integer, got {self.latent_dim!r}")
         for name in ("eval_split", "final_split"):
