@@ -10,7 +10,8 @@ KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", 
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list", help="list registered families, components, datasets, objectives, reproductions",
+    p = sub.add_parser("list",
+                       help="list registered families, components, datasets, objectives, reproductions",
                        description="Print what exists, one line each: name, description and options with "
                                    "their defaults (options are set with --set model.NAME=VALUE, "
                                    "data.NAME=VALUE or objective_options.NAME=VALUE).")
@@ -45,7 +46,8 @@ def rows(kind: str) -> list[dict]:
 
         out = []
         for name, family in registry.FAMILIES.items():
-            parts = f"{family.encoder} / {family.decoder} / {family.marginal}, {family.model}, d={family.latent_dim}"
+            parts = (f"{family.encoder} / {family.decoder} / {family.marginal}, {family.model}, "
+                     f"d={family.latent_dim}")
             out.append({"name": name, "description": f"{family.description} [{parts}]",
                         "options": _options(resolve_family(name).options())})
         return out

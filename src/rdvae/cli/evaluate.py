@@ -23,7 +23,8 @@ def register(sub) -> None:
                    help="seed of the Monte Carlo draws and of --examples (default: 0)")
     p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
                    help="arithmetic precision (default: the run's)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--betas", type=positive_float, nargs="+", default=None, metavar="BETA",
                    help="multi-rate runs: evaluate at each beta and write one row per beta to "
                         "RUN_DIR/results.csv (the sweep format, so `rdvae plot RUN_DIR` draws the curve)")
@@ -57,7 +58,8 @@ def run(args) -> dict:
         # test file is ordered)
         picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:args.examples]
         x = x[picked.sort().values.to(x.device)]
-        subset = f"a random subset of {args.examples} of {len(trained.dataset.split(split))} examples (seed {args.seed})"
+        total = len(trained.dataset.split(split))
+        subset = f"a random subset of {args.examples} of {total} examples (seed {args.seed})"
         print(f"evaluating {subset}")
     if args.betas is not None:
         return run_betas(args, trained, x, split)

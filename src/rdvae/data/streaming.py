@@ -106,7 +106,8 @@ class TrainSplit:
             return
         # its own generator: a DataLoader draws a base seed for its workers, which would otherwise move
         # torch's global RNG (and make a streamed run differ from the same run in memory)
-        loader = DataLoader(self.source, batch_sampler=[c.tolist() for c in chunks], num_workers=self.workers,
+        loader = DataLoader(self.source, batch_sampler=[c.tolist() for c in chunks],
+                            num_workers=self.workers,
                             collate_fn=collate_examples, pin_memory=self.device.type == "cuda",
                             generator=torch.Generator().manual_seed(len(order)))
         for batch in loader:
