@@ -74,7 +74,8 @@ def from_torch_dataset(name: str, train: TorchDataset, valid: TorchDataset | Non
     train_split = train if stream else read_all(train, "train")
     return Dataset(name, train=train_split, valid=valid_x, test=test_x,
                    labels={"train": None, "valid": None, "test": None}, event_shape=event_shape,
-                   binary=binary, note="train split streamed" if stream else "", loader_workers=loader_workers)
+                   binary=binary, note="train split streamed" if stream else "",
+                   loader_workers=loader_workers)
 
 
 class TrainSplit:
