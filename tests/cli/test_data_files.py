@@ -127,8 +127,12 @@ def test_png_folder_of_binary_images(tmp_path, capsys):
 def test_png_folder_of_grey_images_binarized_and_resized(tmp_path, capsys):
     folder = tmp_path / "grey"
     _write_pngs(folder, 40, size=10, grey=True)
-    code, _, err = _run(capsys, ["train", "--dataset", str(folder), *TINY, "--out", "refused"])
+    code, _, err = _run(capsys, ["train", "--dataset", str(folder), *TINY, "--set", "binarize=null",
+                                 "--out", "refused"])
     assert code == 2 and "does not fit the data" in err and "Traceback" not in err
+    # by default (binarize "auto") grey levels meeting a Bernoulli decoder are binarized dynamically
+    code, _, err = _run(capsys, ["train", "--dataset", str(folder), *TINY, "--out", "auto"])
+    assert code == 0 and _config("auto")["binarize"] == "dynamic", err
 
     resized, _ = _train_and_eval(capsys, folder, "run", "--binarize", "dynamic", "--set", "data.resize=[6,6]")
     assert _config("run")["data"]["resize"] == [6, 6]

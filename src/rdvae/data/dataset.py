@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,16 @@ def split_generator(seed: int, split: str) -> torch.Generator:
     """An independent, reproducible random stream for one split."""
     state = np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1, np.uint64)[0]
     return torch.Generator().manual_seed(int(state) & (2**63 - 1))
+
+
+def binarized(ds: Dataset, how: str) -> Dataset:
+    """A grey-level Dataset binarized as its loader would have done with binarize=how (the same
+    draws: each split from its own seeded stream)."""
+    check_binarize(how)
+    if ds.binary or ds.streamed:
+        raise DataError(f"{ds.name} cannot be binarized: it is " + ("binary already" if ds.binary else "streamed"))
+    splits = {s: binarize_split(ds.split(s), how, s, ds.seed) for s in SPLITS}
+    return dataclasses.replace(ds, **splits, binary=how is not None, binarize=how)
 
 
 def binarize_split(x: torch.Tensor, how: str | None, split: str, seed: int) -> torch.Tensor:

@@ -32,12 +32,13 @@ class Task:
 
 def _dataset(config: dict):
     from ..data import load_dataset
+    from ..train.config import AUTO
 
     key = (config["dataset"], config["binarize"], json.dumps(config.get("data", {}), sort_keys=True))
     if key not in _DATASETS:
         _DATASETS.clear()  # keep at most one dataset in memory per process
-        _DATASETS[key] = load_dataset(config["dataset"], binarize=config["binarize"],
-                                      **config.get("data", {}))
+        binarize = None if config["binarize"] == AUTO else config["binarize"]   # auto: the trainer decides
+        _DATASETS[key] = load_dataset(config["dataset"], binarize=binarize, **config.get("data", {}))
     return _DATASETS[key]
 
 

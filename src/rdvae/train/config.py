@@ -19,6 +19,8 @@ from ..presets import check_model_options, resolve_family
 from ..registry import OBJECTIVES
 
 LR_SCHEDULES = ("constant", "paper", "cosine")
+AUTO = "auto"
+BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
 OPTION_FIELDS = ("model", "objective_options", "data")
 # config fields that are objective parameters: a registered objective takes those it names
@@ -49,7 +51,8 @@ def nest_model_options(settings: dict) -> dict:
 @dataclass
 class TrainConfig:
     dataset: str = "digits"
-    binarize: str | None = None        # grey-level data: None, "static", "dynamic", "threshold"
+    binarize: str | None = "auto"      # grey levels: None, "static", "dynamic", "threshold", or "auto"
+    #                                    (dynamic when a binary likelihood meets grey levels; recorded resolved)
     family: str = "mlp"
     latent_dim: int | None = None      # None: the family's default
     model: dict = field(default_factory=dict)  # component options (hidden, activation, ...)
@@ -159,9 +162,12 @@ class TrainConfig:
              f"dataset must be a registered name or a data path, got {self.dataset!r}")
         need(self.objective is None or isinstance(self.objective, str),
              f"objective must be a registered objective's name, got {self.objective!r}")
+        need(self.binarize in BINARIZE_CHOICES,
+             f"binarize must be one of {', '.join(map(str, BINARIZE_CHOICES))}, got {self.binarize!r}")
         try:
             if not data_given:
-                self.dataset = check_dataset_options(self.dataset, self.data, self.binarize)
+                self.dataset = check_dataset_options(self.dataset, self.data,
+                                                     None if self.binarize == AUTO else self.binarize)
         except DataError as err:
             raise ConfigError(str(err)) from None
         family = resolve_family(self.family)

@@ -3,13 +3,15 @@ and checked against the decoder's likelihood."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
 
 from ..data import DataError, Dataset, load_dataset
+from ..data.dataset import binarized
 from ..data.files import is_data_path
-from .config import ConfigError, TrainConfig
+from .config import AUTO, ConfigError, TrainConfig
 
 
 def same_dataset(configured: str, name: str) -> bool:
@@ -21,8 +23,9 @@ def same_dataset(configured: str, name: str) -> bool:
 def dataset_for(config: TrainConfig, dataset: Dataset | None = None, record: bool = True) -> Dataset:
     """The config's Dataset (or the one given, which must carry the config's dataset name), its
     fingerprint recorded in the config (record) or verified against the recorded one."""
-    if dataset is None:
-        dataset = load_dataset(config.dataset, binarize=config.binarize, **config.data)
+    if dataset is None:   # binarize "auto" loads the data as they are (resolve_auto_binarize decides)
+        binarize = None if config.binarize == AUTO else config.binarize
+        dataset = load_dataset(config.dataset, binarize=binarize, **config.data)
     elif not same_dataset(config.dataset, dataset.name):
         raise ConfigError(f"the dataset given is named {dataset.name!r} but the config's dataset is "
                           f"{config.dataset!r}; set config.dataset to the dataset's name")
@@ -53,29 +56,55 @@ def verify_recorded_data(config: TrainConfig) -> None:
 
 
 @torch.no_grad()
+def support_fits(model, x: torch.Tensor) -> bool | None:
+    """Whether every example of x lies in the support of the decoder's distribution (None: the
+    distribution declares no support)."""
+    latent_dim = getattr(model.marginal, "latent_dim", None)
+    if latent_dim is None or len(x) == 0:
+        return None
+    try:
+        dist = model.decoder(torch.zeros(1, latent_dim, device=x.device))
+        inside = dist.support.check(x)
+    except Exception:  # noqa: BLE001 - a distribution without a declared support is not checked
+        return None
+    return bool(inside.all())
+
+
+def resolve_auto_binarize(config: TrainConfig, model, dataset: Dataset, progress: bool = False) -> Dataset:
+    """binarize="auto": dynamic binarization when the data are grey levels in [0, 1] that the decoder's
+    binary likelihood cannot model, else none; the choice replaces "auto" in the config (so config.json
+    records it) and the dataset to train on is returned."""
+    if config.binarize != AUTO:
+        return dataset
+    choice = None
+    if not (dataset.binary or dataset.streamed or dataset.vocabulary is not None) and len(dataset.train):
+        x = dataset.train[:256]
+        if (float(x.min()) >= 0 and float(x.max()) <= 1 and support_fits(model, x) is False
+                and support_fits(model, x.round()) is True):
+            choice = "dynamic"
+    config.binarize = choice
+    if choice is None:
+        return dataset
+    if progress:
+        print(f"binarize=auto: {dataset.name} holds grey levels and the decoder's likelihood is binary, so "
+              "training batches are binarized afresh each time (dynamic; valid and test once, seeded); "
+              "recorded in config.json", file=sys.stderr)
+    return binarized(dataset, choice)
+
+
+@torch.no_grad()
 def check_likelihood(model, dataset: Dataset, train_x: torch.Tensor, examples: int = 256) -> None:
     """ConfigError when training examples lie outside the support of the decoder's distribution
     (e.g. grey levels under a Bernoulli decoder: D would not be a log-likelihood). Decoders whose
     distribution declares no support are not checked."""
     x = dataset.train_transform(train_x[:examples], torch.Generator().manual_seed(0))
-    latent_dim = getattr(model.marginal, "latent_dim", None)
-    if latent_dim is None or len(x) == 0:
+    if support_fits(model, x) is not False:
         return
-    try:
-        dist = model.decoder(torch.zeros(1, latent_dim, device=x.device))
-        support = dist.support
-        inside = support.check(x.to(dist.mean.dtype) if hasattr(dist, "mean") else x)
-    except Exception:  # noqa: BLE001 - a distribution without a declared support is not checked
-        return
-    inside = inside.reshape(len(x), -1).all(-1) if inside.dim() > 1 else inside
-    bad = int((~inside).sum())
-    if bad:
-        values = torch.unique(x)
-        shown = ", ".join(f"{v:g}" for v in values[:5].tolist()) + (", ..." if len(values) > 5 else "")
-        raise ConfigError(
-            f"the decoder's likelihood does not fit the data: {bad} of {len(x)} training examples of "
-            f"{dataset.name} lie outside the support of its {type(dist).__name__} "
-            f"({support}; data values {shown}). Binary data needs a Bernoulli decoder; grey levels and real "
-            "values need a Gaussian one (e.g. family mlp-gauss) or binarization (--binarize dynamic, static "
-            "or threshold). Set allow_improper_likelihood=true to train anyway (D is then not a "
-            "log-likelihood)")
+    values = torch.unique(x)
+    shown = ", ".join(f"{v:g}" for v in values[:5].tolist()) + (", ..." if len(values) > 5 else "")
+    raise ConfigError(
+        f"the decoder's likelihood does not fit the data: training examples of {dataset.name} lie outside "
+        f"the support of its distribution (data values {shown}). Binary data needs a Bernoulli decoder; "
+        "grey levels and real values need a Gaussian one (e.g. family mlp-gauss) or binarization (--binarize "
+        "dynamic, static or threshold). Set allow_improper_likelihood=true to train anyway (D is then not a "
+        "log-likelihood)")
