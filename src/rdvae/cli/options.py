@@ -55,9 +55,9 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_common(parser: argparse.ArgumentParser, out: bool = True) -> None:
+def add_common(parser: argparse.ArgumentParser, out: bool = True, out_help: str = "output directory") -> None:
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object as the last line of standard output")
+                        help="print one JSON object as the last line of standard output (default: off)")
     parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="import a module or .py file that registers encoders, decoders, marginals, "
                              "families, datasets or objectives (repeatable; runs record it in config.json, "
@@ -69,4 +69,4 @@ def add_common(parser: argparse.ArgumentParser, out: bool = True) -> None:
                         help="torch threads (default: the free cores, i.e. the cores minus the load "
                              "average; a sweep splits them between its workers)")
     if out:
-        parser.add_argument("--out", help="output directory")
+        parser.add_argument("--out", help=out_help)

@@ -26,7 +26,7 @@ def register(sub) -> None:
                         "also overlay its curve on the points of this separate beta sweep")
     p.add_argument("--no-grids", dest="grids", action="store_false",
                    help="only the RD plane and -ELBO vs R (no models loaded)")
-    add_common(p)
+    add_common(p, out_help="where the figures go (default: SWEEP_DIR/figures)")
     p.set_defaults(handler=run)
 
 

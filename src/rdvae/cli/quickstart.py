@@ -26,7 +26,7 @@ def register(sub) -> None:
                     "and write the RD plane, -ELBO vs R, reconstructions and samples into --out.")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel runs (default: sized to the cores; 1 = sequential)")
-    add_common(p)
+    add_common(p, out_help="where the runs and figures go (default: runs/quickstart)")
     p.set_defaults(handler=run)
 
 

@@ -11,7 +11,7 @@ def register(sub) -> None:
     p = sub.add_parser("repro", help="reproduce a paper's experiment (tables beside the published numbers)")
     p.add_argument("name", nargs="?", help="which reproduction (omit to list them)")
     p.add_argument("--scale", default="cpu", help="smoke (seconds), cpu (hours on 2 cores) or paper (GPU)")
-    add_common(p)
+    add_common(p, out_help="where the results go (default: runs/repro-NAME-SCALE)")
     p.set_defaults(handler=run)
 
 

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from .options import add_common, parse_assignment
-from .train import FLAGS
+from .train import FLAGS, add_config_flags
 
 
 def register(sub) -> None:
@@ -29,10 +29,7 @@ def register(sub) -> None:
     p.add_argument("--grid", action="append", default=[], metavar="AXIS",
                    help="a grid axis KEY=V1,V2,... (repeat to multiply; ';' zips axes)")
     p.add_argument("--config", dest="spec_file", metavar="FILE", help="a sweep spec, JSON or TOML")
-    for name, kind in FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
-                       help=argparse.SUPPRESS if name not in ("dataset", "family", "epochs") else
-                       f"fixed {name} for every run (any field also works with --set)")
+    add_config_flags(p)
     p.add_argument("--set", dest="assignments", action="append", type=parse_assignment, default=[],
                    metavar="KEY=VALUE", help="fix a config field for every run (JSON value), e.g. "
                                              "--set epochs=3 --set model.hidden=[256]")
@@ -46,7 +43,7 @@ def register(sub) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs reserved per run")
     p.add_argument("--ray-cpus", type=int, default=None,
                    help="ray: CPUs of the local Ray instance (default: all cores)")
-    add_common(p)
+    add_common(p, out_help="the sweep directory (required): runs/, sweep.json, results.csv")
     p.set_defaults(handler=run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -15,26 +16,77 @@ FLAGS = {
     "batch_size": int, "lr": float, "lr_schedule": str, "seed": int, "precision": str,
     "device": str, "iw_samples": int, "beta_min": float, "beta_max": float, "objective": str,
 }
+FLAG_HELP = {
+    "dataset": "a registered dataset (`rdvae list datasets`) or a path: .npy / .npz array, folder of images",
+    "binarize": "grey levels: static, dynamic (fresh draws every batch), threshold, or auto (dynamic when a "
+                "binary likelihood meets grey levels); --set binarize=null keeps them as they are",
+    "family": "a paper code such as -+v, or a registered family (`rdvae list families`)",
+    "latent_dim": "latent dimensions",
+    "beta": "weight of the rate R in D + beta R",
+    "target_rate": "train with D + |sigma - R| towards this rate (nats); null: off",
+    "free_bits": "no pressure on rates below this many nats: D + beta max(lambda, R); null: off",
+    "kl_anneal_steps": "ramp the rate's weight from 0 to 1 over this many steps",
+    "epochs": "passes over the training split",
+    "batch_size": "examples per update",
+    "lr": "Adam's learning rate",
+    "lr_schedule": "constant, paper (constant for half the epochs, then linearly to 0) or cosine "
+                   "(5%% warm-up, "
+                   "cosine decay to 0)",
+    "seed": "seed of the weights, the batches and the Monte Carlo draws",
+    "precision": "fp32, bf16 or auto (bf16 where the device multiplies it natively)",
+    "device": "auto (CUDA when present), cpu, cuda, cuda:N or mps",
+    "iw_samples": "importance samples for the IW-NLL in the final summary (0: skip)",
+    "beta_min": "multi-rate: lower end of the beta range",
+    "beta_max": "multi-rate: upper end of the beta range",
+    "objective": "a registered objective (`rdvae list objectives`): beta, free-bits, target-rate, "
+                 "multi-rate, "
+                 "beta-tc",
+}
+
+
+def add_config_flags(parser, hidden: tuple[str, ...] = ()) -> None:
+    """One --flag per FLAGS field, with its help, its default and its choices where there are some."""
+    from dataclasses import fields
+
+    from ..device import PRECISIONS
+    from ..train import TrainConfig
+    from ..train.config import LR_SCHEDULES
+
+    choices = {"lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for name, kind in FLAGS.items():
+        default = defaults[name]
+        shown = "the family's" if name == "latent_dim" else (
+            "from the fields set: multi-rate, target-rate, free-bits, else beta" if name == "objective"
+            else json.dumps(default))
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                            metavar=name.upper(),
+                            choices=choices.get(name),
+                            help=argparse.SUPPRESS if name in hidden else
+                            f"{FLAG_HELP[name]} (default: {shown})")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a VAE", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train", help="train a VAE",
         description="Train a VAE and write config.json, metrics.jsonl, summary.json and "
-                    "model.safetensors into --out.")
-    for name, kind in FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+                    "model.safetensors into --out. Every config field can be set with --set FIELD=VALUE "
+                    "(JSON values); model, data and objective options with --set model.NAME=VALUE, "
+                    "data.NAME=VALUE, objective_options.NAME=VALUE (`rdvae list families` shows them).")
+    add_config_flags(p)
     p.add_argument("--normalized-gradients", action="store_const", const=True, default=None,
-                   help="normalize each parameter's gradient before Adam (as in the paper)")
+                   help="normalize each parameter's gradient before Adam (as in the paper; default: off)")
     p.add_argument("--multi-rate", action="store_const", const=True, default=None,
                    help="Multi-Rate VAE: one run learns every beta in [--beta-min, --beta-max] "
-                        "(a beta-conditioned family such as mr-mlp; evaluate with eval --betas)")
+                        "(a beta-conditioned family such as mr-mlp; evaluate with eval --betas; "
+                        "default: off)")
     p.add_argument("--set", dest="assignments", action="append", type=parse_assignment,
                    default=[], metavar="KEY=VALUE",
-                   help="set any config field (JSON values), e.g. --set model.hidden=[256,256]")
+                   help="set any config field (JSON values; repeat for several), e.g. "
+                        "--set model.hidden=[256,256]")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
-    add_common(p)
+                   help="continue the run in --out from its last checkpoint (default: start a new run)")
+    add_common(p, out_help="the run directory (default: runs/DATASET-FAMILY-OBJECTIVE-seedSEED)")
     p.set_defaults(handler=run)
 
 
