@@ -85,18 +85,34 @@ class SweepSpec:
         if unknown:
             raise SweepError(f"unknown sweep spec key(s) {sorted(unknown)}; expected base, grid, zip "
                              "or points")
-        base = dict(data.get("base") or {})
+        def mapping(value, what: str) -> dict:
+            if value is None:
+                return {}
+            if not isinstance(value, dict):
+                raise SweepError(f"sweep spec: {what} must be a table (mapping), got {value!r}")
+            return value
+
+        base = dict(mapping(data.get("base"), "base"))
+        grid = mapping(data.get("grid"), "grid")
+        zips = data.get("zip") or []
+        zips = [zips] if isinstance(zips, dict) else zips
+        if not isinstance(zips, list) or not all(isinstance(z, dict) for z in zips):
+            raise SweepError(f"sweep spec: zip must be a list of tables of axes, got {data.get('zip')!r}")
+        if "points" in data and not (isinstance(data["points"], list)
+                                     and all(isinstance(p, dict) for p in data["points"])):
+            raise SweepError(f"sweep spec: points must be a list of tables, got {data['points']!r}")
+        names = data.get("names") or []
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise SweepError(f"sweep spec: names must be a list of strings, got {names!r}")
         if "points" in data:
             rank = {name: i for i, name in enumerate(data.get("fields") or [])}
             points = [dict(sorted(p.items(), key=lambda kv: rank.get(kv[0], len(rank))))
                       for p in data["points"]]
         else:
-            grids = [sweep(k, v if isinstance(v, list) else [v]) for k, v in (data.get("grid") or {}).items()]
-            zips = data.get("zip") or []
-            zips = [zips] if isinstance(zips, dict) else zips
-            grids += [zipit(*(sweep(k, v) for k, v in z.items())) for z in zips]
+            grids = [sweep(k, v if isinstance(v, list) else [v]) for k, v in grid.items()]
+            grids += [zipit(*(sweep(k, v if isinstance(v, list) else [v]) for k, v in z.items())) for z in zips]
             points = product(*grids)
-        return cls(base=base, points=points, names=list(data.get("names") or []))
+        return cls(base=base, points=points, names=list(names))
 
     @classmethod
     def from_file(cls, path: str | Path) -> SweepSpec:
@@ -125,7 +141,15 @@ def save_spec(out: Path, spec: SweepSpec) -> None:
 
 def load_spec(out: Path) -> SweepSpec | None:
     path = Path(out) / SPEC_FILE
-    return SweepSpec.from_dict(read_json(path)) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        data = read_json(path)
+    except (ValueError, OSError) as err:
+        raise SweepError(f"{path} cannot be read ({err}); restore it or start the sweep in a new --out") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{path} must hold a JSON object; restore it or start the sweep in a new --out")
+    return SweepSpec.from_dict(data)
 
 
 def resolve_spec(out: Path, spec: SweepSpec | None) -> SweepSpec:
