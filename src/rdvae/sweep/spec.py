@@ -110,7 +110,8 @@ class SweepSpec:
                       for p in data["points"]]
         else:
             grids = [sweep(k, v if isinstance(v, list) else [v]) for k, v in grid.items()]
-            grids += [zipit(*(sweep(k, v if isinstance(v, list) else [v]) for k, v in z.items())) for z in zips]
+            grids += [zipit(*(sweep(k, v if isinstance(v, list) else [v]) for k, v in z.items()))
+                      for z in zips]
             points = product(*grids)
         return cls(base=base, points=points, names=list(names))
 
@@ -146,7 +147,8 @@ def load_spec(out: Path) -> SweepSpec | None:
     try:
         data = read_json(path)
     except (ValueError, OSError) as err:
-        raise SweepError(f"{path} cannot be read ({err}); restore it or start the sweep in a new --out") from None
+        raise SweepError(f"{path} cannot be read ({err}); restore it or start the sweep in a new "
+                         "--out") from None
     if not isinstance(data, dict):
         raise SweepError(f"{path} must hold a JSON object; restore it or start the sweep in a new --out")
     return SweepSpec.from_dict(data)
