@@ -207,15 +207,17 @@ def _np_load(path: Path):
         )
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise DataError(
-                f"{path}: holds pickled data or object arrays, which are not accepted "
-                "(allow_pickle=False); save plain numeric arrays with numpy.save / numpy.savez"
-            ) from e
-        raise DataError(f"{path}: cannot read as a numpy file ({e})") from e
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: cannot read as a numpy file ({e})") from e
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise _read_error(path, "", e) from e
+
+
+def _read_error(path: Path, key: str, e: Exception) -> DataError:
+    """The error for a file (or an npz key) numpy cannot read: pickled/object data named as such."""
+    what = f"key {key!r}" if key else "the file"
+    if isinstance(e, ValueError) and "pickle" in str(e).lower():
+        return DataError(f"{path}: {what} holds pickled data or object arrays, which are not accepted "
+                         "(allow_pickle=False); save plain numeric arrays with numpy.save / numpy.savez")
+    return DataError(f"{path}: cannot read {what} as numpy data ({e})")
 
 
 def _read_npy(path: Path) -> tuple[Arrays, dict]:
@@ -265,15 +267,8 @@ def _read_npz(path: Path, labels_key: str | None) -> tuple[Arrays, dict]:
 def _member(path: Path, archive, key: str) -> np.ndarray:
     try:
         return archive[key]
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise DataError(
-                f"{path}: key {key!r} is an object (pickled) array, which is not accepted; "
-                "save plain numeric arrays"
-            ) from e
-        raise DataError(f"{path}: cannot read key {key!r} ({e})") from e
-    except Exception as e:  # zlib / zipfile errors of a damaged archive
-        raise DataError(f"{path}: cannot read key {key!r} ({e})") from e
+    except Exception as e:  # object arrays; zlib / zipfile errors of a damaged archive
+        raise _read_error(path, key, e) from e
 
 
 def _numeric(path: Path, what: str, x: np.ndarray) -> np.ndarray:
