@@ -102,7 +102,8 @@ def binarized(ds: Dataset, how: str) -> Dataset:
     draws: each split from its own seeded stream)."""
     check_binarize(how)
     if ds.binary or ds.streamed:
-        raise DataError(f"{ds.name} cannot be binarized: it is " + ("binary already" if ds.binary else "streamed"))
+        raise DataError(f"{ds.name} cannot be binarized: it is "
+                        + ("binary already" if ds.binary else "streamed"))
     splits = {s: binarize_split(ds.split(s), how, s, ds.seed) for s in SPLITS}
     return dataclasses.replace(ds, **splits, binary=how is not None, binarize=how)
 
