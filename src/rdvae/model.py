@@ -86,9 +86,18 @@ class VAE(nn.Module):
         return self.marginal(self.encoder)
 
     def distortion_of(self, x: Tensor, z: Tensor) -> Tensor:
-        """-log d(x|z) for z [S, B, d] and x [B, ...] -> [S, B]."""
+        """-log d(x|z) for z [S, B, d] and x [B, ...] -> [S, B].
+
+        x is not copied S times where the decoder's distribution offers `log_prob_repeated(x, S)`
+        (rdvae's BernoulliLikelihood: its parameters are viewed as [S, B, ...] and x broadcast).
+        Any other distribution has batch [S * B] and gets x repeated to [S * B, ...], a view for
+        S = 1 and a copy otherwise: torch's log_prob broadcasts from the right, so x [B, ...] cannot
+        meet a batch of S * B rows without it."""
         samples, batch = z.shape[:2]
         dist = self.decoder(z.reshape(samples * batch, -1))
+        repeated = getattr(dist, "log_prob_repeated", None)
+        if repeated is not None:
+            return -repeated(x, samples)
         x_rep = x.unsqueeze(0).expand(samples, *x.shape).reshape(samples * batch, *x.shape[1:])
         return -dist.log_prob(x_rep).reshape(samples, batch)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
@@ -59,17 +61,69 @@ class SimpleDeconvTrunk(nn.Module):
         return out.reshape(*lead, *self.event_shape)
 
 
+class _BernoulliLogProb(torch.autograd.Function):
+    """sum over the event of log Bernoulli(x; sigmoid(l)) = logsigmoid(l) + (x - 1) l, for logits
+    [S, B, D] and x [B, D] broadcast (never copied): [S, B].
+
+    The forward is torch's `-binary_cross_entropy_with_logits` term, (1 - x) l - logsigmoid(l)
+    negated, in two passes (logsigmoid, then one multiply-add) instead of four; the backward is
+    BCE's own, (sigmoid(l) - x) times the incoming gradient, so values and gradients are those of
+    torch.distributions.Bernoulli (bit for bit on the CPU: benchmarks/train_step.py checks it).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
+        ctx.save_for_backward(logits, x)
+        return torch.addcmul(F.logsigmoid(logits), x - 1, logits).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        logits, x = ctx.saved_tensors
+        grad = grad.neg().unsqueeze(-1)
+        grad_logits = grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = (torch.sigmoid(logits) - x).mul_(grad).sum_to_size(logits.shape)
+        if ctx.needs_input_grad[1]:
+            grad_x = (logits * grad).neg_().sum_to_size(x.shape)
+        return grad_logits, grad_x
+
+
+class BernoulliLikelihood(Independent):
+    """Independent Bernoulli over the last `event_dims` dimensions of `logits`: the distribution a
+    BernoulliDecoder returns. A torch Independent(Bernoulli) in every respect (.sample(), .mean,
+    .base_dist.probs / .logits) whose log_prob runs in two passes, and which also evaluates x
+    [B, *event] against a batch of S * B rows (S draws per example, sample-major) without copying x
+    S times: `log_prob_repeated(x, S)`, which VAE.distortion_of uses."""
+
+    def __init__(self, logits: Tensor, event_dims: int):
+        super().__init__(Bernoulli(logits=logits, validate_args=False), event_dims, validate_args=False)
+
+    @property
+    def logits(self) -> Tensor:
+        return self.base_dist.logits
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        batch = self.batch_shape
+        x = value.reshape(*value.shape[:value.dim() - len(self.event_shape)], -1)
+        return _BernoulliLogProb.apply(self.logits.reshape(*batch, -1), x)
+
+    def log_prob_repeated(self, x: Tensor, samples: int) -> Tensor:
+        """log d(x_b | z_{s,b}) for x [B, *event] and this distribution's batch [S * B]: [S, B]."""
+        examples = len(x)
+        logits = self.logits.reshape(samples, examples, -1)
+        return _BernoulliLogProb.apply(logits, x.reshape(examples, -1))
+
+
 class BernoulliDecoder(nn.Module):
-    """d(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i(z))); distortion via BCE with logits."""
+    """d(x|z) = prod_i Bernoulli(x_i; sigmoid(logit_i(z))), a BernoulliLikelihood (log-likelihood
+    from the logits, never log(sigmoid))."""
 
     def __init__(self, trunk: nn.Module, event_shape: Sequence[int]):
         super().__init__()
         self.trunk, self.event_shape = trunk, tuple(event_shape)
 
     def forward(self, z: Tensor) -> Distribution:
-        logits = self.trunk(z).float()
-        base = Bernoulli(logits=logits, validate_args=False)
-        return Independent(base, len(self.event_shape), validate_args=False)
+        return BernoulliLikelihood(self.trunk(z).float(), len(self.event_shape))
 
 
 def mlp_decoder(event_shape, latent_dim: int, hidden=(256, 512), activation="glu") -> BernoulliDecoder:

@@ -52,7 +52,7 @@ def nest_model_options(settings: dict) -> dict:
 class TrainConfig:
     dataset: str = "digits"
     binarize: str | None = "auto"      # grey levels: None, "static", "dynamic", "threshold", or "auto"
-    #                                    (dynamic when a binary likelihood meets grey levels; recorded resolved)
+    #                          (dynamic when a binary likelihood meets grey levels; recorded resolved)
     family: str = "mlp"
     latent_dim: int | None = None      # None: the family's default
     model: dict = field(default_factory=dict)  # component options (hidden, activation, ...)

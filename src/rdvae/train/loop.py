@@ -18,12 +18,13 @@ from ..evaluate import evaluate_model
 from ..presets import build_model
 from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import RECORDED_FIELDS, ConfigError, TrainConfig
-from .data import check_likelihood, dataset_for, verify_recorded_data
+from .config import AUTO, RECORDED_FIELDS, ConfigError, TrainConfig
+from .data import check_likelihood, dataset_for, resolve_auto_binarize, verify_recorded_data
 from .schedules import lr_factor
 
-
 STREAMED_INIT_EXAMPLES = 4096   # examples a streamed split lends to data-dependent initialisation
+READ_COUNTERS_EVERY = 10        # steps between reads of the device's skip flags and loss sums
+MAX_PENDING_SKIPS = 64          # skip flags Trainer.step keeps before counting them itself
 
 
 class TrainingDiverged(RuntimeError):
@@ -62,6 +63,17 @@ def _normalize_gradients(params: list[torch.nn.Parameter], eps: float = 1e-8) ->
             p.grad.div_(p.grad.norm() + eps)
 
 
+def _gradient_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """The global L2 norm of the gradients, as clip_grad_norm_ computes it (without its pass that
+    rescales every gradient)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    one_group = len({(g.device, g.dtype) for g in grads}) == 1
+    norms = torch._foreach_norm(grads) if one_group else [g.norm() for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.to(grads[0].device) for n in norms]))
+
+
 def _split(ds, name: str) -> torch.Tensor:
     if name == "train" and ds.streamed:
         raise ConfigError(f"{ds.name}'s train split is streamed, so it cannot be evaluated as a whole; "
@@ -85,7 +97,8 @@ def _check_resume(run: RunDir, config: TrainConfig | None,
     if config is None:
         return saved, None
     diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-            if getattr(config, k) != v and k not in RECORDED_FIELDS}
+            if getattr(config, k) != v and k not in RECORDED_FIELDS
+            and not (k == "binarize" and config.binarize == AUTO)}   # auto: resolved when first trained
     if not diff:
         return saved, None
     if set(diff) <= set(EXTENDABLE) and config.epochs > saved.epochs:
@@ -127,8 +140,10 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     elif config is None:
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
     config.validated(data_given=dataset is not None)
+    trainer = Trainer(config, run, dataset, objective, progress, on_step, model)   # may refuse: no dir yet
     run.path.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(config, run, dataset, objective, progress, on_step, model)
+    if resume:
+        run.remove_temporary()   # left by a write that was killed; this process is the run's one writer
     if resume and (run / TRAINER_STATE).exists():
         trainer.restore()
     else:
@@ -149,14 +164,14 @@ class Trainer:
         self.config, self.run, self.progress, self.on_step = config, run, progress, on_step
         self.device = resolve_device(config.device)
         ds = dataset_for(config, dataset)
-        self.dataset = ds
-        self.train = TrainSplit(ds, self.device)
-        self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
-
         torch.manual_seed(config.seed)
         if model is None:
             model = build_for_config(config, ds.event_shape)
         self.model = model.to(self.device)
+        ds = resolve_auto_binarize(config, self.model, ds, progress)
+        self.dataset = ds
+        self.train = TrainSplit(ds, self.device)
+        self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
         if not config.allow_improper_likelihood:
             check_likelihood(self.model, ds, self.train.head(256))
         # data-dependent initialisation (e.g. VampPrior pseudo-inputs) from the split, or its head if streamed
@@ -173,6 +188,7 @@ class Trainer:
         # everything a checkpoint needs besides weights, optimizer and RNG states
         self.counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
                          "train_seconds": 0.0, "epoch_sums": [0.0, 0.0, 0.0], "epoch_seen": 0}
+        self.pending_skips: list[tuple[int, torch.Tensor]] = []   # (step, update taken) not yet counted
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -208,8 +224,18 @@ class Trainer:
                 "schedule was 'constant' so far")
 
     # -- one update ----------------------------------------------------------------------------
-    def step(self, x: torch.Tensor) -> torch.Tensor | None:
-        """One guarded update; returns (loss, mean R, mean D), or None if the update was skipped."""
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One guarded update; returns [loss, mean R, mean D, 1] on the model's device, or zeros
+        where the update was skipped.
+
+        An update is skipped when the loss or the gradient norm is not finite or the norm exceeds
+        skip_grad_norm: parameters and optimizer state stay as they were. The decision is a tensor
+        on the device and nothing waits for it: fused Adam takes it as `found_inf` (the flag
+        torch's GradScaler uses), whose kernel then leaves parameters, moments and step count
+        untouched. Skips are counted, and a run that keeps skipping is stopped, when the counters
+        are next read (`count_skips`, every few steps, at logging points and before checkpoints).
+        An optimizer without that flag (and the first update, which creates Adam's state) reads the
+        decision on the host, once."""
         config, counters = self.config, self.counters
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], self.total_steps)
@@ -217,27 +243,52 @@ class Trainer:
             out = self.objective(self.model, x, counters["step"])
         loss = out.loss
         self.optimizer.zero_grad(set_to_none=True)
-        skip = not torch.isfinite(loss)
-        if not skip:
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, math.inf)
-            skip = not (math.isfinite(grad_norm) and grad_norm <= config.skip_grad_norm)
-        if skip:
+        loss.backward()
+        norm = _gradient_norm(self.params)
+        ok = torch.isfinite(loss) & torch.isfinite(norm) & (norm <= config.skip_grad_norm)
+        optimizer = self.optimizer
+        on_device = getattr(optimizer, "_step_supports_amp_scaling", False) and bool(optimizer.state)
+        if on_device or ok:   # off the fused path, `ok` is read on the host here
+            if config.normalized_gradients:
+                _normalize_gradients(self.params)
+            if on_device:
+                optimizer.found_inf = (~ok).float()
+                try:
+                    optimizer.step()
+                finally:
+                    del optimizer.found_inf
+            else:
+                optimizer.step()
+        self.pending_skips.append((counters["step"], ok))
+        if len(self.pending_skips) >= MAX_PENDING_SKIPS:
+            self.count_skips()
+        figures = torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean(),
+                               ok.to(loss.dtype)])
+        return torch.where(ok, figures, 0.0)
+
+    def count_skips(self) -> None:
+        """Add the updates skipped since the last call to the counters (one read of the device) and
+        stop the run with TrainingDiverged at the update that made more than max_consecutive_skips
+        in a row."""
+        if not self.pending_skips:
+            return
+        steps = [step for step, _ in self.pending_skips]
+        taken = torch.stack([ok for _, ok in self.pending_skips]).tolist()
+        self.pending_skips.clear()
+        config, counters = self.config, self.counters
+        for step, ok in zip(steps, taken, strict=True):
+            if ok:
+                counters["consecutive_skips"] = 0
+                continue
             counters["skipped"] += 1
             counters["consecutive_skips"] += 1
             if counters["consecutive_skips"] > config.max_consecutive_skips:
                 raise TrainingDiverged(
                     f"{counters['consecutive_skips']} consecutive updates skipped at step "
-                    f"{counters['step']} (non-finite loss or gradient norm above "
+                    f"{step} (non-finite loss or gradient norm above "
                     f"{config.skip_grad_norm:g}); the last good checkpoint in {self.run.path} is "
                     "kept. Lower the learning rate, enable normalized gradients, or raise "
                     "skip_grad_norm.")
-            return None
-        counters["consecutive_skips"] = 0
-        if config.normalized_gradients:
-            _normalize_gradients(self.params)
-        self.optimizer.step()
-        return torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean()])
 
     # -- epochs --------------------------------------------------------------------------------
     def epoch_order(self) -> torch.Tensor:
@@ -256,30 +307,42 @@ class Trainer:
         config, counters = self.config, self.counters
         self.model.train()
         order = self.epoch_order()
-        sums = torch.tensor(counters["epoch_sums"], dtype=torch.float64)
+        # the epoch's example-weighted sums of (loss, R, D) and its examples updated on, kept where
+        # the steps' figures are (float64 where the device has it) and read into the counters at
+        # the points that need them, so that no step waits for the device
+        device = self.device if self.device.type in ("cpu", "cuda") else torch.device("cpu")
+        sums = torch.tensor([*counters["epoch_sums"], counters["epoch_seen"]], dtype=torch.float64,
+                            device=device)
+
+        def read_counters() -> None:
+            self.count_skips()
+            *counters["epoch_sums"], seen = sums.tolist()
+            counters["epoch_seen"] = int(seen)
+
         last_checkpoint = time.monotonic()
         batches = self.train.batches(order, config.batch_size, start=counters["batch"])
         for b, x in zip(range(counters["batch"], self.steps_per_epoch), batches, strict=True):
             figures = self.step(self.dataset.train_transform(x, self.shuffle))
-            if figures is not None:
-                sums += figures.double().cpu() * len(x)
-                counters["epoch_seen"] += len(x)
+            sums += figures.to(device).double() * len(x)
             counters["step"] += 1
             counters["batch"] = b + 1
-            counters["epoch_sums"] = sums.tolist()
             bar.update(1)
-            if counters["step"] % 10 == 0 and counters["epoch_seen"]:
-                loss, r, d = (sums / counters["epoch_seen"]).tolist()
+            checkpoint_due = (b + 1 < self.steps_per_epoch
+                              and time.monotonic() - last_checkpoint > 60 * config.checkpoint_minutes)
+            if counters["step"] % READ_COUNTERS_EVERY == 0 or self.on_step is not None or checkpoint_due:
+                read_counters()
+            if counters["step"] % READ_COUNTERS_EVERY == 0 and counters["epoch_seen"]:
+                loss, r, d = (sums[:3] / counters["epoch_seen"]).tolist()
                 bar.set_postfix(R=f"{r:.2f}", D=f"{d:.2f}", loss=f"{loss:.2f}",
                                 skipped=counters["skipped"], refresh=False)
             if self.on_step is not None:
                 self.on_step(dict(counters))
-            if (b + 1 < self.steps_per_epoch
-                    and time.monotonic() - last_checkpoint > 60 * config.checkpoint_minutes):
+            if checkpoint_due:
                 counters["train_seconds"] = time.monotonic() - started
                 self.checkpoint()
                 last_checkpoint = time.monotonic()
-        self.end_epoch(sums / max(counters["epoch_seen"], 1), started)
+        read_counters()
+        self.end_epoch(sums[:3] / max(counters["epoch_seen"], 1), started)
 
     def end_epoch(self, train_means: torch.Tensor, started: float) -> None:
         config, counters = self.config, self.counters
