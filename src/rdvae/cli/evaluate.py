@@ -9,7 +9,7 @@ from .options import add_common, non_negative_int, positive_float, positive_int
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run (R, D, ELBO, IW-NLL, MI, active units)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (rdvae train --out)")
     p.add_argument("--iw-samples", type=non_negative_int, default=0, metavar="K",
                    help="importance samples for the IW negative log-likelihood (default: 0, skip)")
     p.add_argument("--split", default=None, choices=("train", "valid", "test"),

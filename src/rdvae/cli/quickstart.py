@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .options import add_common
+from .options import add_common, positive_int
 
 BETAS = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
 BASE = {
@@ -24,7 +24,7 @@ def register(sub) -> None:
         description="Train a small MLP VAE on the bundled 8x8 digits for each beta in "
                     f"{', '.join(f'{b:g}' for b in BETAS)}; print beta, R, D and -ELBO (nats, test split) "
                     "and write the RD plane, -ELBO vs R, reconstructions and samples into --out.")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="parallel runs (default: sized to the cores; 1 = sequential)")
     add_common(p, out_help="where the runs and figures go (default: runs/quickstart)")
     p.set_defaults(handler=run)

@@ -10,7 +10,8 @@ from .options import add_common
 def register(sub) -> None:
     p = sub.add_parser("repro", help="reproduce a paper's experiment (tables beside the published numbers)")
     p.add_argument("name", nargs="?", help="which reproduction (omit to list them)")
-    p.add_argument("--scale", default="cpu", help="smoke (seconds), cpu (hours on 2 cores) or paper (GPU)")
+    p.add_argument("--scale", default="cpu", choices=("smoke", "cpu", "paper"),
+                   help="smoke (seconds), cpu (hours on 2 cores) or paper (GPU) (default: cpu)")
     add_common(p, out_help="where the results go (default: runs/repro-NAME-SCALE)")
     p.set_defaults(handler=run)
 

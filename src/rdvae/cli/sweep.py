@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_common, parse_assignment
+from .options import add_common, parse_assignment, positive_float, positive_int
 from .train import FLAGS, add_config_flags
 
 
@@ -35,13 +35,14 @@ def register(sub) -> None:
                                              "--set epochs=3 --set model.hidden=[256]")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="local: parallel runs (1 = sequential in this process; default: sized to the cores)")
     p.add_argument("--address", default=None,
                    help="ray: join this cluster (e.g. auto, ray://host:10001); default: start a local Ray")
-    p.add_argument("--cpus-per-run", type=float, default=1, help="ray: CPUs reserved per run")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs reserved per run")
-    p.add_argument("--ray-cpus", type=int, default=None,
+    p.add_argument("--cpus-per-run", type=positive_float, default=1,
+                   help="ray: CPUs reserved per run (default: 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs reserved per run (default: 0)")
+    p.add_argument("--ray-cpus", type=positive_int, default=None,
                    help="ray: CPUs of the local Ray instance (default: all cores)")
     add_common(p, out_help="the sweep directory (required): runs/, sweep.json, results.csv")
     p.set_defaults(handler=run)

@@ -75,6 +75,7 @@ class TrainConfig:
     iw_samples: int = 0                # IW-NLL at the end of training (0: skip)
     skip_grad_norm: float = 1e6        # skip updates whose gradient norm exceeds this
     max_consecutive_skips: int = 50    # then stop with an error, last good checkpoint kept
+    max_skipped_fraction: float = 0.25  # a run that skipped more of its updates ends "diverged"
     checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often
     analytic_rate: bool = True         # the analytic KL where torch registers one, else Monte Carlo
     multi_rate: bool = False           # Multi-Rate VAE: log beta ~ U[log beta_min, log beta_max] per example
@@ -156,7 +157,14 @@ class TrainConfig:
         for name in ("analytic_rate", "multi_rate", "normalized_gradients", "allow_improper_likelihood"):
             need(isinstance(getattr(self, name), bool),
                  f"{name} must be true or false, got {getattr(self, name)!r}")
-        need(isinstance(self.skip_grad_norm, int | float) and self.skip_grad_norm > 0,
+        def number(value) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+        need(number(self.max_skipped_fraction) and 0 <= self.max_skipped_fraction <= 1,
+             f"max_skipped_fraction must be a number in [0, 1], got {self.max_skipped_fraction!r}")
+        need(number(self.checkpoint_minutes) and self.checkpoint_minutes >= 0,
+             f"checkpoint_minutes must be a number >= 0, got {self.checkpoint_minutes!r}")
+        need(number(self.skip_grad_norm) and self.skip_grad_norm > 0,
              f"skip_grad_norm must be > 0, got {self.skip_grad_norm!r}")
         need(isinstance(self.dataset, str) and bool(self.dataset),
              f"dataset must be a registered name or a data path, got {self.dataset!r}")

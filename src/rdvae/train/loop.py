@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..components.gaussian_decoders import GaussianDecoder, effective_beta
 from ..data.streaming import TrainSplit
 from ..device import autocast, resolve_device
+from ..errors import EvaluationError
 from ..evaluate import evaluate_model
 from ..presets import build_model
 from ..rundir import METRICS, TRAINER_STATE, RunDir
@@ -348,8 +349,11 @@ class Trainer:
         config, counters = self.config, self.counters
         counters.update(epoch=counters["epoch"] + 1, batch=0, epoch_sums=[0.0, 0.0, 0.0],
                         epoch_seen=0, train_seconds=time.monotonic() - started)
-        evaluation = evaluate_model(self.model, self.eval_x, batch_size=config.eval_batch_size,
-                                    seed=config.seed, precision=config.precision, diagnostics=False)
+        try:
+            evaluation = evaluate_model(self.model, self.eval_x, batch_size=config.eval_batch_size,
+                                        seed=config.seed, precision=config.precision, diagnostics=False)
+        except EvaluationError as err:   # not checkpointed: the last good checkpoint stays
+            raise TrainingDiverged(f"after epoch {counters['epoch']}: {err}; {self.kept()}") from None
         loss, rate, distortion = train_means.tolist()
         self.run.append_metrics({
             "epoch": counters["epoch"], "step": counters["step"], "split": config.eval_split,
@@ -366,14 +370,38 @@ class Trainer:
                    unit="step", dynamic_ncols=True,
                    desc=f"{config.family} {config.dataset} {self.objective.describe()}")
         started = time.monotonic() - counters["train_seconds"]
-        with bar:
-            while counters["epoch"] < config.epochs:
-                self.run_epoch(bar, started)
-        return self.finish()
+        try:
+            with bar:
+                while counters["epoch"] < config.epochs:
+                    self.run_epoch(bar, started)
+            return self.finish()
+        except TrainingDiverged as err:   # recorded, never "done"; the caller sees the error
+            self.run.update_summary(status="diverged", error=str(err), step=counters["step"],
+                                    skipped_updates=counters["skipped"])
+            raise
+
+    def kept(self) -> str:
+        """Which checkpoint a diverged run keeps."""
+        epoch = self.counters["epoch"] - 1
+        kept = (f"epoch {epoch}'s checkpoint in {self.run.path} is kept as the last good one" if epoch > 0
+                else "no checkpoint was written (the first epoch already diverged)")
+        return f"{kept}; lower the learning rate, enable normalized gradients, or raise skip_grad_norm"
 
     def finish(self) -> dict:
-        config = self.config
-        final = final_evaluation(self.model, self.final_x, config, progress=self.progress)
+        config, counters = self.config, self.counters
+        fraction = counters["skipped"] / max(counters["step"], 1)
+        if fraction > config.max_skipped_fraction:
+            raise TrainingDiverged(
+                f"{counters['skipped']} of {counters['step']} updates were skipped ({fraction:.0%}, more "
+                "than "
+                f"max_skipped_fraction {config.max_skipped_fraction:g}): non-finite losses or gradient norms "
+                f"above {config.skip_grad_norm:g}. The checkpoint in {self.run.path} is kept; lower the "
+                "learning rate, enable normalized gradients, or raise skip_grad_norm")
+        try:
+            final = final_evaluation(self.model, self.final_x, config, progress=self.progress)
+        except EvaluationError as err:
+            raise TrainingDiverged(f"at the end of training: {err}; the checkpoint in {self.run.path} is "
+                                   "kept") from None
         summary = {
             **final,
             "status": "done",
