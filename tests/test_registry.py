@@ -179,3 +179,19 @@ def test_a_registered_family_of_the_users_builders_is_built_with_its_options():
     finally:
         ENCODERS._entries.pop("test-user-encoder")
         FAMILIES._entries.pop("test-user")
+
+
+def test_a_model_object_trains_and_reloads_with_the_same_object(tmp_path):
+    from rdvae.train import load_run, train
+
+    def fresh():
+        return VAE(UserEncoder(64, 16, 3), UserDecoder(3, 16, SHAPE), UserMarginal(3))
+
+    config = TrainConfig(dataset="digits", binarize="dynamic", epochs=1, batch_size=256, eval_batch_size=500)
+    summary = train(config, tmp_path / "r", progress=False, model=fresh())
+    assert summary["status"] == "done" and summary["params"] == fresh().num_parameters()
+    with pytest.raises(ConfigError, match="do not fit the model"):   # the config's family is not this model
+        load_run(tmp_path / "r")
+    trained = load_run(tmp_path / "r", model=fresh())
+    again = evaluate_model(trained.model, trained.dataset.test, seed=0, batch_size=500)
+    assert again["elbo"] == pytest.approx(summary["elbo"], abs=1e-4)
