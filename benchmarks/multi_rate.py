@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
+from stand_in import binarized_mnist_or_random
 
 from rdvae.cli.options import parse_assignment
-from rdvae.data import DataError, load_dataset
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig
 from rdvae.train.loop import Trainer
@@ -31,33 +31,14 @@ from rdvae.train.loop import Trainer
 FAMILIES = {"mlp": ("mlp", "mr-mlp"), "conv": ("---", "mr-conv")}
 
 
-class Batches:
-    """A stand-in dataset of fixed binary images (when binarized MNIST is not available)."""
-
-    def __init__(self, train: torch.Tensor, test: torch.Tensor, name: str):
-        self.train, self.valid, self.test, self.name = train, test[:0], test, name
-        self.event_shape, self.binary = tuple(train.shape[1:]), True
-
-    def split(self, name: str) -> torch.Tensor:
-        return getattr(self, name)
-
-    def train_transform(self, x, generator):
-        return x
-
-
 def dataset():
-    try:
-        return load_dataset("binarized-mnist", download=False)
-    except DataError:
-        g = torch.Generator().manual_seed(0)
-        return Batches(torch.rand(10_000, 1, 28, 28, generator=g).round(),
-                       torch.rand(1_000, 1, 28, 28, generator=g).round(), "random binary 28x28")
+    return binarized_mnist_or_random()
 
 
 def trainer(ds, family: str, multi_rate: bool, batch_size: int, root: Path, model: dict | None = None
             ) -> Trainer:
-    config = TrainConfig(dataset="binarized-mnist", family=family, multi_rate=multi_rate,
-                         batch_size=batch_size, device="cpu", model=model or {}).validated()
+    config = TrainConfig(dataset=ds.name, family=family, multi_rate=multi_rate,
+                         batch_size=batch_size, device="cpu", model=model or {}).validated(data_given=True)
     return Trainer(config, RunDir(root / family), dataset=ds, progress=False)
 
 

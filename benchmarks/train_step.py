@@ -30,34 +30,17 @@ import types
 from pathlib import Path
 
 import torch
+from stand_in import binarized_mnist_or_random
 from torch.distributions import Bernoulli, Independent
 from torch.utils.flop_counter import FlopCounterMode
 
-from rdvae.data import DataError, load_dataset
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig
 from rdvae.train.loop import Trainer, lr_factor
 
 
-class Images:
-    """A stand-in dataset of random binary images (when binarized MNIST is not available)."""
-
-    def __init__(self, train: torch.Tensor):
-        self.train, self.valid, self.test, self.name = train, train[:0], train[:1000], "random binary 28x28"
-        self.event_shape, self.binary = tuple(train.shape[1:]), True
-
-    def split(self, name: str) -> torch.Tensor:
-        return getattr(self, name)
-
-    def train_transform(self, x, generator):
-        return x
-
-
 def dataset():
-    try:
-        return load_dataset("binarized-mnist", download=False)
-    except DataError:
-        return Images(torch.rand(10_000, 1, 28, 28, generator=torch.Generator().manual_seed(0)).round())
+    return binarized_mnist_or_random()
 
 
 def plain_decoder_forward(self, z):
@@ -86,8 +69,8 @@ def plain_step(trainer: Trainer, x: torch.Tensor) -> torch.Tensor | None:
 
 
 def make_trainers(ds, family: str, batch_size: int, root: Path) -> tuple[Trainer, Trainer]:
-    config = TrainConfig(dataset="binarized-mnist", family=family, batch_size=batch_size,
-                         device="cpu").validated()
+    config = TrainConfig(dataset=ds.name, family=family, batch_size=batch_size,
+                         device="cpu").validated(data_given=True)
     new = Trainer(config, RunDir(root / "new"), dataset=ds, progress=False)
     plain = Trainer(config, RunDir(root / "plain"), dataset=ds, progress=False)
     plain.model.decoder.forward = types.MethodType(plain_decoder_forward, plain.model.decoder)
