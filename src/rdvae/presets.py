@@ -84,23 +84,32 @@ def gated_mlp_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
     return mlp_encoder(event_shape, latent_dim, hidden, activation)
 
 
+def vocabulary_size(event_shape) -> int:
+    """V of bag-of-words data (each example a vector of V word counts)."""
+    if len(event_shape) != 1:
+        raise ValueError(f"bag-of-words components need word-count vectors (event shape (V,)), got event "
+                         f"shape {tuple(event_shape)}; use a dataset such as 20newsgroups")
+    return event_shape[0]
+
+
 # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
 @register_encoder("bow-counts")
 def bow_counts_encoder(event_shape, latent_dim):
     """Word counts, a linear map to the logits of latent_dim Bernoulli bits (semantic hashing e1)."""
-    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "counts"), latent_dim)
+    return BernoulliEncoder(BagOfWordsTrunk(vocabulary_size(event_shape), "counts"), latent_dim)
 
 
 @register_encoder("bow-freq-mlp")
 def bow_frequencies_mlp_encoder(event_shape, latent_dim, encoder_hidden=(512,)):
     """Word frequencies, hidden layers, logits of latent_dim Bernoulli bits (semantic hashing e2)."""
-    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies", encoder_hidden), latent_dim)
+    return BernoulliEncoder(BagOfWordsTrunk(vocabulary_size(event_shape), "frequencies", encoder_hidden),
+                            latent_dim)
 
 
 @register_encoder("bow-freq")
 def bow_frequencies_encoder(event_shape, latent_dim):
     """Word frequencies, a linear map to the logits of latent_dim Bernoulli bits (semantic hashing e3)."""
-    return BernoulliEncoder(BagOfWordsTrunk(event_shape[0], "frequencies"), latent_dim)
+    return BernoulliEncoder(BagOfWordsTrunk(vocabulary_size(event_shape), "frequencies"), latent_dim)
 
 
 # ------------------------------------------------------------------------------------ decoders
@@ -127,7 +136,7 @@ def gated_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
 @register_decoder("bow")
 def bow_decoder(event_shape, latent_dim, decoder_hidden=()):
     """Bits to a softmax over the vocabulary: a multinomial d(x|z) over the words of a document."""
-    return BagOfWordsDecoder(latent_dim, event_shape[0], decoder_hidden)
+    return BagOfWordsDecoder(latent_dim, vocabulary_size(event_shape), decoder_hidden)
 
 
 @register_decoder("mlp-gauss")

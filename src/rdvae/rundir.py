@@ -79,8 +79,19 @@ def write_text(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """A JSON object from a file; a ConfigError naming the file when it is not one."""
+    from .errors import ConfigError
+
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); restore it, or delete the run and train it "
+                          "again") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object, found {type(data).__name__}; restore it, or "
+                          "delete the run and train it again")
+    return data
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
@@ -91,11 +102,17 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | 
 
 
 def load_tensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(path), framework="pt") as fh:
-        meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
-    return load_file(str(path), device=device), meta
+    from .errors import ConfigError
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
+        return load_file(str(path), device=device), meta
+    except (SafetensorError, ValueError, OSError) as err:
+        raise ConfigError(f"{path} is not a readable safetensors file ({err}): truncated or damaged; "
+                          "resume the run to rewrite it from its checkpoint, or train it again") from None
 
 
 class RunDir:

@@ -84,7 +84,7 @@ def test_bad_inputs_are_one_clean_line(argv, message, trained, tmp_path, capsys,
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["train", *TINY, "--out", str(tmp_path / "file")]) == 2
-    assert "is a file, not a run directory" in one_clean_line(capsys)
+    assert "is a file, not a directory" in one_clean_line(capsys)
 
 
 def test_examples_are_a_seeded_random_subset(trained, capsys):
@@ -139,3 +139,56 @@ def test_every_option_of_every_command_has_help():
                 and action.default not in (None, False, [], "==SUPPRESS==")
             if shows_default:
                 assert "default" in action.help, f"rdvae {name} {action.option_strings}: no default shown"
+
+
+@pytest.mark.parametrize("damage", ["config-garbage", "summary-list", "weights-garbage", "weights-misfit"])
+def test_damaged_run_files_are_one_clean_line(damage, trained, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(trained, run)
+    if damage == "config-garbage":
+        (run / "config.json").write_text("{not json")
+    elif damage == "summary-list":
+        (run / "summary.json").write_text("[1, 2]")
+    elif damage == "weights-garbage":
+        (run / "model.safetensors").write_bytes(b"\x00\x01garbage")
+    else:
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, "latent_dim": 5}))
+    assert main(["eval", str(run), "--no-progress"]) == 2
+    assert str(run) in one_clean_line(capsys)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sweep", "--grid", "beta=1", "--out", "FILE"], "is a file"),
+    (["sweep", "--config", "DIR", "--out", "s"], "is a directory"),
+    (["plot", "RUN", "--out", "FILE"], "is a file"),
+    (["train", "--family", "hash-e1", "--out", "h"], "word-count vectors"),
+    (["train", "--family=+--", "--objective", "beta-tc", "--set", "model.made_hidden=[4,4,4]",
+      "--set", "model.conv_width=0.25", "--out", "tc"], "factorized"),
+    (["train", "--seed", "99999999999999999999", "--out", "s"], "seed must be at most"),
+    (["eval", "RUN", "--seed", "99999999999999999999"], "integer in [0, 4294967295]"),
+    (["sweep", "--grid", "beta=1", "--executor", "ray", "--address", "junk", "--out", "r"], "cannot join"),
+])
+def test_fuzz_findings_are_clean_errors(argv, message, trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    (tmp_path / "DIR").mkdir()
+    argv = [str(trained) if a == "RUN" else a for a in argv]
+    try:
+        code = main([*argv, *TINY[:4], "--no-progress"] if argv[0] in ("train", "sweep") else argv)
+    except SystemExit as exit_:
+        code, err = exit_.code, capsys.readouterr().err
+        assert "Traceback" not in err and message in err
+    else:
+        assert message in one_clean_line(capsys)
+    assert code == 2
+
+
+def test_family_codes_starting_with_a_dash_are_values(tmp_path, capsys):
+    argv = ["train", "--family", "-+v", "--set", "model.pseudo_inputs=3", "--set", "model.pixelcnn_channels=4",
+            "--set", "model.conv_width=0.25", "--epochs", "1", "--batch-size", "512", "--latent-dim", "2",
+            "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["family"] == "-+v"

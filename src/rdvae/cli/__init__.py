@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import sys
 
 
@@ -39,6 +40,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# a value that starts with "-" but is not an option: a paper family code (-+v, ---) or a number in any form
+DASH_VALUE = re.compile(r"[-+][-+][-+v]|-(\d|\.\d|inf|nan|infinity)\S*", re.IGNORECASE)
+
+
+def join_dash_values(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--family -+v` -> `--family=-+v`: argparse reads a value that starts with "-" as an option unless
+    it looks like a plain negative number; options that take one value get such values joined."""
+    single = set()
+    for sub in _subparsers(parser):
+        for action in sub._actions:
+            if action.option_strings and action.nargs is None:
+                single.update(s for s in action.option_strings if s.startswith("--"))
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in single and i + 1 < len(argv) and DASH_VALUE.fullmatch(argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += list(action.choices.values())
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     # OpenMP's default active spin-wait makes threads of processes that share cores wait on each other
     # (30-40x slower with two processes on two cores); passive waiting unless the user chose a policy.
@@ -49,14 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import ConfigError, EvaluationError
     from ..plugins import load_plugins
     from ..train import TrainingDiverged
+    from .options import out_directory
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
     try:
         args.threads = set_threads(getattr(args, "threads", None))
         args.plugins = load_plugins(getattr(args, "plugins", []))
+        if getattr(args, "out", None) is not None:
+            out_directory(args.out)
         result = args.handler(args)
     except (UserError, ConfigError, DataError, EvaluationError, TrainingDiverged, FileNotFoundError) as err:
-        print(f"rdvae {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())   # one line, whatever the message held
+        print(f"rdvae {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # e.g. `rdvae eval RUN | head -2`: the reader has gone, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .options import add_common, non_negative_int, positive_float, positive_int
+from .options import add_common, non_negative_int, positive_float, positive_int, seed_int
 
 
 def register(sub) -> None:
@@ -19,7 +19,7 @@ def register(sub) -> None:
                         "look; written to eval-SPLIT.json, not summary.json; default: all)")
     p.add_argument("--batch-size", type=positive_int, default=1000,
                    help="examples per evaluation batch (default: 1000)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+    p.add_argument("--seed", type=seed_int, default=0,
                    help="seed of the Monte Carlo draws and of --examples (default: 0)")
     p.add_argument("--precision", default=None, choices=("fp32", "bf16"),
                    help="arithmetic precision (default: the run's)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -24,14 +25,23 @@ def parse_assignment(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def _integer(text: str, low: int) -> int:
+SEED_MAX = 2**32 - 1   # what every random generator here takes (torch, NumPy)
+
+
+def _integer(text: str, low: int, high: int | None = None) -> int:
+    bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {value}")
     return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed, 0 <= seed <= 2**32 - 1."""
+    return _integer(text, 0, SEED_MAX)
 
 
 def positive_int(text: str) -> int:
@@ -53,6 +63,18 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
+
+
+def out_directory(path) -> Path | None:
+    """--out as a Path; a UserError when it names an existing file."""
+    from . import UserError
+
+    if path is None:
+        return None
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} is a file, not a directory; choose another --out")
+    return path
 
 
 def add_common(parser: argparse.ArgumentParser, out: bool = True, out_help: str = "output directory") -> None:

@@ -40,6 +40,7 @@ def run(args) -> dict:
 
     from ..plots import PlotError, plot_sweep
     from ..plots.multi_rate import plot_multi_rate_run
+    from ..sweep import SweepError
     from . import UserError
 
     known = FigureCanvasBase.get_supported_filetypes()
@@ -55,7 +56,7 @@ def run(args) -> dict:
             overlay = plot_multi_rate_run(args.sweep_dir, args.over, result["out"], args.formats)
             result["files"] += overlay["files"]
             result["comparison"] = overlay["comparison"]
-    except PlotError as err:
+    except (PlotError, SweepError) as err:
         raise UserError(str(err)) from None
     for path in result["files"]:
         print(path)

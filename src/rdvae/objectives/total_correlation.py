@@ -36,6 +36,7 @@ from torch import Tensor
 from torch.distributions import Distribution, Independent, MixtureSameFamily
 
 from ..components.distributions import DiagonalGaussianMixture, pairwise_log_prob
+from ..data.streaming import collate_examples
 from ..registry import register_objective
 from .base import Objective, ObjectiveError, StepResult, number
 
@@ -147,6 +148,15 @@ class BetaTCObjective(Objective):
     def prepare(self, model, train_x: Tensor) -> None:
         if self.dataset_size is None:
             self.dataset_size = len(train_x)
+        head = train_x[:2] if isinstance(train_x, Tensor) else collate_examples([train_x[0], train_x[1]])
+        with torch.no_grad():
+            try:
+                q = model.encoder(head)
+                per_dimension_log_prob(q, q.sample().unsqueeze(-2))
+                per_dimension_log_prob(model.marginal_distribution(), q.sample())
+            except FactorizationError as err:
+                raise ObjectiveError(f"the beta-TC objective needs a factorized encoder and marginal: {err}; "
+                                     "choose a family with the simple (Gaussian) encoder") from None
 
     def loss(self, distortion: Tensor, terms: MinibatchSurgery, step: int = 0) -> Tensor:
         return (distortion.mean() + self.alpha * terms.index_code_mi.mean()

@@ -97,10 +97,16 @@ def run_ray(tasks: Sequence[Task], on_result: OnResult, address: str | None = No
     started = False
     if not ray.is_initialized():
         options = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=total_cpus or available_cores(), **options)
+        try:
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=total_cpus or available_cores(), **options)
+        except Exception as err:  # noqa: BLE001 - Ray's own errors (bad address, no cluster, missing client)
+            where = f"join the Ray cluster at {address!r}" if address else "start a local Ray instance"
+            raise ExecutorError(f"cannot {where}: {type(err).__name__}: {' '.join(str(err).split())}; "
+                                "check --address (e.g. auto with a running cluster, ray://HOST:10001 with "
+                                "'ray[client]' installed), or use --executor local") from None
         started = True
     pending: dict = {}
     try:

@@ -80,8 +80,18 @@ class ResultsTable:
         """Rows as dicts with numbers parsed (missing values are None)."""
         if not self.path.exists():
             return []
-        with open(self.path, newline="") as fh:
-            return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        try:
+            with open(self.path, newline="") as fh:
+                rows = [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        except (csv.Error, UnicodeDecodeError, TypeError, AttributeError) as err:
+            rows, problem = None, str(err)
+        if rows is None or any(None in row or not isinstance(row.get("run_dir"), str) for row in rows):
+            from .spec import SweepError
+
+            what = problem if rows is None else "rows without run_dir"
+            raise SweepError(f"{self.path} is damaged ({what}); delete it and run `rdvae sweep --out "
+                             f"{self.dir}` to write it again from the runs") from None
+        return rows
 
     def by_run(self) -> dict[str, dict]:
         return {row["run_dir"]: row for row in self.read()}
@@ -101,8 +111,8 @@ class ResultsTable:
     def _raw_rows(self) -> list[dict]:
         if not self.path.exists():
             return []
-        with open(self.path, newline="") as fh:
-            return [dict(row) for row in csv.DictReader(fh)]
+        with open(self.path, newline="") as fh:   # rows of a damaged table are dropped (rewritten from runs)
+            return [dict(row) for row in csv.DictReader(fh) if None not in row and row.get("run_dir")]
 
     def _write(self, rows: list[dict], swept: Sequence[str]) -> None:
         columns = ["run_dir", "status", *swept, *DESIGN_KEYS, *EXTRA_KEYS]

@@ -56,6 +56,8 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
     if executor not in EXECUTORS:
         raise ExecutorError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"{out} is a file, not a sweep directory; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     spec = resolve_spec(out, spec)
     table = ResultsTable(out)

@@ -118,8 +118,9 @@ class SweepSpec:
     @classmethod
     def from_file(cls, path: str | Path) -> SweepSpec:
         path = Path(path)
-        if not path.exists():
-            raise SweepError(f"sweep spec file {path} does not exist")
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise SweepError(f"sweep spec file {path} {what}")
         try:
             if path.suffix == ".toml":
                 try:
@@ -131,8 +132,10 @@ class SweepSpec:
                 data = tomllib.loads(path.read_text())
             else:
                 data = json.loads(path.read_text())
-        except (ValueError, GridError) as err:
+        except (ValueError, GridError, OSError) as err:
             raise SweepError(f"cannot read sweep spec {path}: {err}") from None
+        if not isinstance(data, dict):
+            raise SweepError(f"sweep spec {path} must hold a table (JSON object), got {type(data).__name__}")
         return cls.from_dict(data)
 
 

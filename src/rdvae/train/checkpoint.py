@@ -44,7 +44,12 @@ def load_weights(run: RunDir, model: torch.nn.Module, device: str | torch.device
             "trained on a model object passed to train()? Then pass that model again (load_run(path, "
             "model=...)) or register its family in a plugin. Trained with other model options, or saved by "
             "an older rdvae whose defaults differed? Set the options it was trained with under \"model\" "
-            f"in its config.json. ({err})") from None
+            f"in its config.json. ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def load_checkpoint(run: RunDir, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -19,6 +19,7 @@ from ..presets import check_model_options, resolve_family
 from ..registry import OBJECTIVES
 
 LR_SCHEDULES = ("constant", "paper", "cosine")
+SEED_MAX = 2**32 - 2   # every random generator here takes it (the shuffle uses seed + 1)
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
@@ -140,6 +141,7 @@ class TrainConfig:
         for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed"):
             value = getattr(self, name)
             need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
+        need(self.seed <= SEED_MAX, f"seed must be at most 2**32 - 1 = {SEED_MAX}, got {self.seed!r}")
         need(isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
              and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
         need(self.lr_schedule in LR_SCHEDULES,
