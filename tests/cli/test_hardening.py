@@ -187,7 +187,8 @@ def test_fuzz_findings_are_clean_errors(argv, message, trained, tmp_path, capsys
 
 
 def test_family_codes_starting_with_a_dash_are_values(tmp_path, capsys):
-    argv = ["train", "--family", "-+v", "--set", "model.pseudo_inputs=3", "--set", "model.pixelcnn_channels=4",
+    argv = ["train", "--family", "-+v", "--set", "model.pseudo_inputs=3",
+            "--set", "model.pixelcnn_channels=4",
             "--set", "model.conv_width=0.25", "--epochs", "1", "--batch-size", "512", "--latent-dim", "2",
             "--out", str(tmp_path / "r"), "--no-progress"]
     assert main(argv) == 0
