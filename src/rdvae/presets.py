@@ -30,6 +30,7 @@ from .components.bagofwords import BagOfWordsDecoder, BagOfWordsTrunk
 from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
 from .components.gaussian_decoders import mlp_gaussian_decoder
+from .components.layers import MADE_HIDDEN, MLP_HIDDEN
 from .components.pixelcnn import PixelCNNDecoder
 from .errors import ConfigError, unknown_names
 from .estimators import DiscreteVAE
@@ -47,9 +48,8 @@ from .registry import (
     register_model,
 )
 
-# defaults shared by several builders, written once
-HIDDEN = (512, 256)               # MLP encoder layers; the decoder mirrors them
-MADE_HIDDEN = (640, 640, 640)     # the MADE of every IAF / autoregressive-flow step (appendix F)
+# defaults shared by several builders, written once (components.layers)
+HIDDEN = MLP_HIDDEN
 FLOW_STEPS = 4
 
 

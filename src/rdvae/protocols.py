@@ -21,7 +21,6 @@ Capabilities are declared by the model's class, never detected by names: a `Beta
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from torch import Tensor, nn
@@ -94,7 +93,3 @@ def require_beta_conditioned(model, what: str) -> BetaConditioned:
             f"model='multi-rate', such as mr-mlp or mr-conv); {type(model).__name__} is not one")
     return model
 
-
-def iter_capabilities(model) -> Iterator[str]:
-    if isinstance(model, BetaConditioned):
-        yield "beta-conditioned"

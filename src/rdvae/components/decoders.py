@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent
 
-from .layers import check_paper_conv, gated_conv2d, gated_conv_transpose2d, mlp, scaled_channels
+from .layers import MLP_HIDDEN, check_paper_conv, gated_conv2d, gated_conv_transpose2d, mlp, scaled_channels
 
 
 class MLPDecoderTrunk(nn.Module):
@@ -126,7 +126,7 @@ class BernoulliDecoder(nn.Module):
         return BernoulliLikelihood(self.trunk(z).float(), len(self.event_shape))
 
 
-def mlp_decoder(event_shape, latent_dim: int, hidden=(256, 512), activation="glu") -> BernoulliDecoder:
+def mlp_decoder(event_shape, latent_dim: int, hidden=MLP_HIDDEN[::-1], activation="glu") -> BernoulliDecoder:
     return BernoulliDecoder(MLPDecoderTrunk(latent_dim, hidden, event_shape, activation), event_shape)
 
 

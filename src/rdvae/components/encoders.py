@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from .distributions import diagonal_normal
-from .layers import check_paper_conv, gated_conv2d, mlp, scaled_channels
+from .layers import MLP_HIDDEN, check_paper_conv, gated_conv2d, mlp, scaled_channels
 
 VARIANCE_FLOOR = 1e-7
 
@@ -90,7 +90,7 @@ class GaussianEncoder(nn.Module):
         return diagonal_normal(loc, variance.sqrt())
 
 
-def mlp_encoder(event_shape, latent_dim: int, hidden=(512, 256), activation="glu") -> GaussianEncoder:
+def mlp_encoder(event_shape, latent_dim: int, hidden=MLP_HIDDEN, activation="glu") -> GaussianEncoder:
     return GaussianEncoder(MLPTrunk(event_shape, hidden, activation), latent_dim)
 
 

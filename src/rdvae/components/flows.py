@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, constraints
 
 from .distributions import LOG_2PI, gaussian_pairwise_log_prob, is_diagonal_normal
+from .layers import MADE_HIDDEN
 from .marginals import Marginal
 
 MEAN_SAMPLES = 256  # Monte Carlo draws behind IAFPosterior.mean
@@ -62,7 +63,7 @@ class MADE(nn.Module):
     from MADEs starts at the identity.
     """
 
-    def __init__(self, features: int, hidden: Sequence[int] = (640, 640, 640), outputs: int = 1,
+    def __init__(self, features: int, hidden: Sequence[int] = MADE_HIDDEN, outputs: int = 1,
                  order: Tensor | None = None):
         super().__init__()
         if features < 1 or not hidden:
@@ -89,7 +90,7 @@ class MADE(nn.Module):
 class AutoregressiveAffine(nn.Module):
     """y_i = x_i exp(s_i(x_<i)) + m_i(x_<i); mean-only (s = 0) unless `mean_only=False`."""
 
-    def __init__(self, features: int, hidden: Sequence[int] = (640, 640, 640), mean_only: bool = True,
+    def __init__(self, features: int, hidden: Sequence[int] = MADE_HIDDEN, mean_only: bool = True,
                  reverse: bool = False):
         super().__init__()
         order = torch.arange(features, 0, -1) if reverse else torch.arange(1, features + 1)
@@ -132,7 +133,7 @@ class AutoregressiveFlow(nn.Module):
     nothing extra.
     """
 
-    def __init__(self, features: int, steps: int = 4, hidden: Sequence[int] = (640, 640, 640),
+    def __init__(self, features: int, steps: int = 4, hidden: Sequence[int] = MADE_HIDDEN,
                  mean_only: bool = True, cache_size: int = 4):
         super().__init__()
         self.features = features
@@ -250,7 +251,7 @@ class IAFEncoder(nn.Module):
     """The complex encoder (+): a Gaussian encoder followed by `steps` mean-only IAF steps."""
 
     def __init__(self, gaussian: nn.Module, latent_dim: int, steps: int = 4,
-                 hidden: Sequence[int] = (640, 640, 640), mean_only: bool = True):
+                 hidden: Sequence[int] = MADE_HIDDEN, mean_only: bool = True):
         super().__init__()
         self.gaussian, self.latent_dim = gaussian, latent_dim
         self.flow = AutoregressiveFlow(latent_dim, steps, hidden, mean_only)
@@ -290,7 +291,7 @@ class AutoregressiveFlowMarginal(Marginal):
     """The complex marginal (+): N(0, I) through `steps` mean-only Gaussian autoregressive
     flow layers (MAF-style), each shift from a MADE (appendix F.3)."""
 
-    def __init__(self, latent_dim: int, steps: int = 4, hidden: Sequence[int] = (640, 640, 640),
+    def __init__(self, latent_dim: int, steps: int = 4, hidden: Sequence[int] = MADE_HIDDEN,
                  mean_only: bool = True):
         super().__init__()
         self.latent_dim = latent_dim

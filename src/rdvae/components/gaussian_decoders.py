@@ -39,6 +39,7 @@ from torch.distributions import Distribution, constraints
 
 from ..device import seeded
 from .decoders import MLPDecoderTrunk
+from .layers import MLP_HIDDEN
 
 VARIANCES = ("fixed", "learned", "optimal", "per-dimension")
 WARMUP_VARIANCES = ("optimal", "learned")
@@ -232,7 +233,7 @@ class GaussianDecoder(nn.Module):
         return text
 
 
-def mlp_gaussian_decoder(event_shape, latent_dim: int, hidden=(256, 512), activation="glu",
+def mlp_gaussian_decoder(event_shape, latent_dim: int, hidden=MLP_HIDDEN[::-1], activation="glu",
                          variance: str = "optimal", sigma: float = 1.0,
                          log_sigma_min: float | None = -6.0, variance_warmup_steps: int = 0,
                          variance_ramp_steps: int = 0, warmup_variance: str = "optimal",

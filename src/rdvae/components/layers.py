@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ACTIVATIONS = ("glu", "relu", "elu", "tanh")
+MLP_HIDDEN = (512, 256)            # the MLP encoder's layers; MLP decoders mirror them
+MADE_HIDDEN = (640, 640, 640)      # the MADE of every IAF / autoregressive-flow step (appendix F)
 
 
 class Gated(nn.Module):

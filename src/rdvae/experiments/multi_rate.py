@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..components.multi_rate import DEFAULT_BETA_RANGE
 from ..evaluate import evaluate_model
 from ..plots.multi_rate import compare_curves, plot_multi_rate_overlay
 from ..plots.style import save_figure
@@ -47,7 +48,7 @@ SCALES = {
                   latent_dim=64, model={}, betas=BETAS, dense=41, batch_size=128,
                   lr_schedule="cosine"),
 }
-BETA_RANGE = (0.01, 10.0)   # the multi-rate training range (the paper's a, b)
+BETA_RANGE = DEFAULT_BETA_RANGE   # the multi-rate training range (the paper's a, b)
 SEED = 0
 
 
