@@ -76,26 +76,25 @@ class LearnedGaussian(Marginal):
 
 # ---------------------------------------------------------------------------------------- the plugin
 # Builders take (event_shape, latent_dim) and options (`--set model.width=128` reaches `width`).
-# replace=True because this file is imported twice: as the script (__main__) and, by rdvae, as the
-# plugin its runs record; a plugin file that is not also run as a script needs no replace=True.
-@register_encoder("own-mlp", replace=True)
+# Running this file as a script and naming it as the runs' plugin is fine: rdvae sees that the file is
+# already imported (as __main__) and does not run it twice.
+@register_encoder("own-mlp")
 def own_encoder(event_shape, latent_dim, width=256):
     return Encoder(event_shape, latent_dim, width)
 
 
-@register_decoder("own-mlp", replace=True)
+@register_decoder("own-mlp")
 def own_decoder(event_shape, latent_dim, width=256):
     return Decoder(event_shape, latent_dim, width)
 
 
-@register_marginal("learned-gaussian", replace=True)
+@register_marginal("learned-gaussian")
 def learned_gaussian(event_shape, latent_dim):
     return LearnedGaussian(latent_dim)
 
 
 register_family("own-mlp", encoder="own-mlp", decoder="own-mlp", marginal="learned-gaussian", latent_dim=8,
-                description="examples/own_model.py: MLP encoder and decoder, learned Gaussian m(z)",
-                replace=True)
+                description="examples/own_model.py: MLP encoder and decoder, learned Gaussian m(z)")
 
 
 # ---------------------------------------------------------------------------------------- the script
