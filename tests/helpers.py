@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from rdvae.components import GaussianDecoder, StandardNormal, diagonal_normal
 from rdvae.model import VAE
+from rdvae.objectives import BetaObjective
 
 
 class LinearGaussianEncoder(nn.Module):
@@ -65,3 +68,15 @@ def stop_at(step: int):
         if counters["step"] == step:
             raise Interrupt
     return hook
+
+
+class NanAt(BetaObjective):
+    """D + R with a NaN loss at the steps `nan_steps(step)` says (to exercise the update guard)."""
+
+    def __init__(self, nan_steps):
+        super().__init__(1.0)
+        object.__setattr__(self, "nan_steps", nan_steps)
+
+    def loss(self, rate, distortion, step=0):
+        loss = super().loss(rate, distortion, step)
+        return loss * math.nan if self.nan_steps(step) else loss

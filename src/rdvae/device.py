@@ -9,6 +9,7 @@ import re
 import torch
 
 PRECISIONS = ("fp32", "bf16", "auto")
+SEED_MAX = 2**32 - 1   # the largest seed: torch's and NumPy's generators take it (and seed + 1)
 
 
 def available_cores() -> int:

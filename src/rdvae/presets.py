@@ -199,8 +199,9 @@ class Family:
                 ("marginal", MARGINALS, self.marginal), ("model", MODELS, self.model))
 
     @property
-    def capabilities(self) -> type:
-        """The model class (what it can do: e.g. rdvae.protocols.BetaConditioned)."""
+    def model_class(self) -> type:
+        """The model class; its capabilities (e.g. rdvae.protocols.BetaConditioned) are what the family's
+        models can do."""
         return MODELS[self.model]
 
     def options(self) -> dict[str, object]:

@@ -93,8 +93,15 @@ def test_examples_are_a_seeded_random_subset(trained, capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert "a random subset of 50 of 250 examples (seed 3)" in out and result["examples"] == 50
     assert not (RunDir(trained) / "summary.json").read_text().count("subset")   # not in summary.json
+    from rdvae.evaluate import evaluate_model
+    from rdvae.train import load_run
+
     picked = torch.randperm(250, generator=torch.Generator().manual_seed(3))[:50].sort().values
-    assert picked.tolist() != list(range(50))
+    run = load_run(trained, device="cpu")
+    x = run.dataset.split("test")
+    on_subset = evaluate_model(run.model, x[picked], seed=3)
+    assert result["elbo"] == pytest.approx(on_subset["elbo"], abs=1e-5)
+    assert evaluate_model(run.model, x[:50], seed=3)["elbo"] != pytest.approx(result["elbo"], abs=1e-5)
 
 
 def test_orphaned_temporary_files_are_removed_on_resume(tmp_path):

@@ -1,28 +1,15 @@
 """A run whose figures are not finite, or that skipped too many updates, ends "diverged", never "done"."""
 
-import math
 
 import pytest
+from tests.helpers import NanAt
 
 from rdvae.cli import main
-from rdvae.objectives import BetaObjective
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig, TrainingDiverged, train
 
 SMALL = dict(dataset="digits", binarize="dynamic", family="mlp", latent_dim=4, model={"hidden": [32]},
              batch_size=256, eval_batch_size=500)
-
-
-class NanEvery(BetaObjective):
-    """A NaN loss at the steps `skip(step)` says."""
-
-    def __init__(self, skip):
-        super().__init__(1.0)
-        object.__setattr__(self, "skip", skip)
-
-    def loss(self, rate, distortion, step=0):
-        loss = super().loss(rate, distortion, step)
-        return loss * math.nan if self.skip(step) else loss
 
 
 def test_a_huge_learning_rate_diverges_with_a_clean_error_and_no_done(tmp_path, capsys):
@@ -37,13 +24,13 @@ def test_a_huge_learning_rate_diverges_with_a_clean_error_and_no_done(tmp_path, 
 def test_too_many_skipped_updates_end_diverged_with_the_checkpoint_kept(tmp_path):
     config = TrainConfig(**SMALL, epochs=2, max_skipped_fraction=0.25)
     with pytest.raises(TrainingDiverged, match=r"6 of 12 updates were skipped \(50%"):
-        train(config, tmp_path / "r", progress=False, objective=NanEvery(lambda s: s % 2 == 0))
+        train(config, tmp_path / "r", progress=False, objective=NanAt(lambda s: s % 2 == 0))
     run = RunDir(tmp_path / "r")
     assert run.read_summary()["status"] == "diverged"
     assert (run / "trainer_state.safetensors").exists() and len(run.read_metrics()) == 2
     # within the fraction: done
     summary = train(TrainConfig(**SMALL, epochs=2, max_skipped_fraction=0.5), tmp_path / "ok",
-                    progress=False, objective=NanEvery(lambda s: s % 2 == 0))
+                    progress=False, objective=NanAt(lambda s: s % 2 == 0))
     assert summary["status"] == "done" and summary["skipped_updates"] == 6
 
 

@@ -3,9 +3,8 @@ import math
 
 import pytest
 import torch
-from tests.helpers import Interrupt, stop_at
+from tests.helpers import Interrupt, NanAt, stop_at
 
-from rdvae.objectives import BetaObjective
 from rdvae.rundir import RunDir, load_tensors
 from rdvae.train import ConfigError, TrainConfig, TrainingDiverged, load_run, train
 
@@ -75,19 +74,9 @@ def test_extending_is_refused_where_the_learning_rates_taken_would_change(tmp_pa
     assert RunDir(tmp_path / "r").read_summary()["status"] == "done"
 
 
-class NanAfter(BetaObjective):
-    def __init__(self, steps):
-        super().__init__(1.0)
-        object.__setattr__(self, "nan_steps", steps)
-
-    def loss(self, rate, distortion, step=0):
-        loss = super().loss(rate, distortion, step)
-        return loss * math.nan if self.nan_steps(step) else loss
-
-
 def test_nan_guard_skips_and_counts_transient_failures(tmp_path):
     summary = train(TrainConfig(**SMALL, epochs=2), tmp_path / "r", progress=False,
-                    objective=NanAfter(lambda s: s in (2, 5, 7)))
+                    objective=NanAt(lambda s: s in (2, 5, 7)))
     assert summary["skipped_updates"] == 3 and math.isfinite(summary["elbo"])
     assert RunDir(tmp_path / "r").read_metrics()[-1]["skipped"] == 3
 
@@ -95,7 +84,7 @@ def test_nan_guard_skips_and_counts_transient_failures(tmp_path):
 def test_nan_guard_stops_on_persistent_failures_and_keeps_last_good_checkpoint(tmp_path):
     config = TrainConfig(**SMALL, epochs=3, max_consecutive_skips=4)
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
-        train(config, tmp_path / "r", progress=False, objective=NanAfter(lambda s: s >= 8))
+        train(config, tmp_path / "r", progress=False, objective=NanAt(lambda s: s >= 8))
     run = RunDir(tmp_path / "r")
     _, meta = load_tensors(run / "trainer_state.safetensors")
     # failures from step 8 on: the fifth consecutive skip (step 12, epoch 3) stops the run;

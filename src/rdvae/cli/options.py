@@ -25,9 +25,6 @@ def parse_assignment(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-SEED_MAX = 2**32 - 1   # what every random generator here takes (torch, NumPy)
-
-
 def _integer(text: str, low: int, high: int | None = None) -> int:
     bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     try:
@@ -40,7 +37,9 @@ def _integer(text: str, low: int, high: int | None = None) -> int:
 
 
 def seed_int(text: str) -> int:
-    """argparse type: a seed, 0 <= seed <= 2**32 - 1."""
+    """argparse type: a seed, 0 <= seed <= device.SEED_MAX."""
+    from ..device import SEED_MAX
+
     return _integer(text, 0, SEED_MAX)
 
 

@@ -9,26 +9,19 @@ from ..errors import ConfigError, did_you_mean
 from ..registry import DATASETS, builder_options
 from .dataset import Dataset
 from .errors import DataError
+from .files import is_data_path, load_file_dataset
 from .sources import REGISTRY as SPECS
 
 
 def is_path(name: str) -> bool:
     """A data path rather than a registered dataset (a registered name wins)."""
-    from .files import is_data_path
-
     return name not in DATASETS and is_data_path(name)
-
-
-def _file_loader():
-    from .files import load_file_dataset
-
-    return load_file_dataset
 
 
 def dataset_options(name: str) -> dict:
     """The options (`data.*`) the loader of `name` takes, with their defaults."""
     if is_path(name):
-        return {k: v for k, v in builder_options(_file_loader(), 1).items() if k != "binarize"}
+        return {k: v for k, v in builder_options(load_file_dataset, 1).items() if k != "binarize"}
     if name in DATASETS:
         return {k: v for k, v in DATASETS.options(name).items() if k != "binarize"}
     return {}
@@ -42,7 +35,7 @@ def check_dataset_options(name: str, options: dict, binarize: str | None = None)
         if not path.exists():
             raise DataError(f"dataset {name!r}: {path} does not exist (a dataset is a registered name, a "
                             ".npy / .npz file or a folder of images)")
-        loader = _file_loader()
+        loader = load_file_dataset
         accepted = builder_options(loader, 1)
         where, recorded = f"data file {path}", str(path)
     elif name in DATASETS:
@@ -73,7 +66,7 @@ def load_dataset(name: str, binarize: str | None = None, **options) -> Dataset:
         kwargs["binarize"] = binarize
     if is_path(name):
         check_dataset_options(name, options, binarize)
-        return _file_loader()(name, **kwargs)
+        return load_file_dataset(name, **kwargs)
     if name not in DATASETS and name.strip().lower() in SPECS:
         from .load import load_spec_dataset
 

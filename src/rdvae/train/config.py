@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..components.multi_rate import DEFAULT_BETA_RANGE
 from ..data import DataError
 from ..data.registry import check_dataset_options
-from ..device import PRECISIONS, check_device
+from ..device import PRECISIONS, SEED_MAX, check_device
 from ..errors import ConfigError, unknown_names
 from ..objectives import build_objective
 from ..plugins import load_plugins
@@ -19,7 +19,6 @@ from ..presets import check_model_options, resolve_family
 from ..registry import OBJECTIVES
 
 LR_SCHEDULES = ("constant", "paper", "cosine")
-SEED_MAX = 2**32 - 2   # every random generator here takes it (the shuffle uses seed + 1)
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
@@ -132,6 +131,9 @@ class TrainConfig:
         def integer(value) -> bool:
             return isinstance(value, int) and not isinstance(value, bool)
 
+        def number(value) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
         need(isinstance(self.plugins, list),
              f"plugins must be a list of modules or .py files, got {self.plugins!r}")
         self.plugins = load_plugins(self.plugins)
@@ -141,9 +143,8 @@ class TrainConfig:
         for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed"):
             value = getattr(self, name)
             need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
-        need(self.seed <= SEED_MAX, f"seed must be at most 2**32 - 1 = {SEED_MAX}, got {self.seed!r}")
-        need(isinstance(self.lr, int | float) and not isinstance(self.lr, bool) and math.isfinite(self.lr)
-             and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
+        need(self.seed <= SEED_MAX, f"seed must be at most {SEED_MAX}, got {self.seed!r}")
+        need(number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
         need(self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
@@ -159,9 +160,6 @@ class TrainConfig:
         for name in ("analytic_rate", "multi_rate", "normalized_gradients", "allow_improper_likelihood"):
             need(isinstance(getattr(self, name), bool),
                  f"{name} must be true or false, got {getattr(self, name)!r}")
-        def number(value) -> bool:
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
         need(number(self.max_skipped_fraction) and 0 <= self.max_skipped_fraction <= 1,
              f"max_skipped_fraction must be a number in [0, 1], got {self.max_skipped_fraction!r}")
         need(number(self.checkpoint_minutes) and self.checkpoint_minutes >= 0,
@@ -188,10 +186,9 @@ class TrainConfig:
              f"multi_rate=true trains with the multi-rate objective, not objective={self.objective!r}")
         objective = self.objective_instance()
         required = getattr(objective, "requires", None)
-        need(required is None or issubclass(family.capabilities, required),
+        need(required is None or issubclass(family.model_class, required),
              f"objective {self.objective_name()!r} needs a {getattr(required, '__name__', '')} model, "
-             "and family "
-             f"{self.family!r} builds a {family.capabilities.__name__}; use a family registered with that "
-             "capability (e.g. mr-mlp, mr-conv for multi-rate)")
+             f"and family {self.family!r} builds a {family.model_class.__name__}; use a family registered "
+             "with that capability (e.g. mr-mlp, mr-conv for multi-rate)")
         return self
 

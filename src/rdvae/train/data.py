@@ -10,13 +10,13 @@ import torch
 
 from ..data import DataError, Dataset, load_dataset
 from ..data.dataset import binarized
-from ..data.files import is_data_path
+from ..data.registry import is_path
 from .config import AUTO, ConfigError, TrainConfig
 
 
 def same_dataset(configured: str, name: str) -> bool:
-    if is_data_path(configured):
-        return is_data_path(name) and Path(name).expanduser().resolve() == Path(configured)
+    if is_path(configured):
+        return is_path(name) and Path(name).expanduser().resolve() == Path(configured)
     return configured == name
 
 
@@ -32,27 +32,27 @@ def dataset_for(config: TrainConfig, dataset: Dataset | None = None, record: boo
     if dataset.fingerprint is not None:
         if config.dataset_sha256 is None and record:
             config.dataset_sha256 = dataset.fingerprint
-        elif config.dataset_sha256 is not None and config.dataset_sha256 != dataset.fingerprint:
-            raise DataError(
-                f"{config.dataset} changed since the run was trained: SHA-256 {dataset.fingerprint[:16]}... "
-                f"now, {config.dataset_sha256[:16]}... recorded in config.json. Restore the data the run "
-                "was trained on, or train a new run on the new data")
+        else:
+            check_fingerprint(config, dataset.fingerprint)
     return dataset
+
+
+def check_fingerprint(config: TrainConfig, now: str) -> None:
+    """DataError when the data's SHA-256 `now` is not the one config.json recorded (if any)."""
+    if config.dataset_sha256 is not None and config.dataset_sha256 != now:
+        raise DataError(
+            f"{config.dataset} changed since the run was trained: SHA-256 {now[:16]}... now, "
+            f"{config.dataset_sha256[:16]}... recorded in config.json. Restore the data the run was "
+            "trained on, or train a new run on the new data")
 
 
 def verify_recorded_data(config: TrainConfig) -> None:
     """For a run that is not loaded again (a finished run asked to resume): the data file's SHA-256
     against the recorded one, without loading it."""
     from ..data.files import source_sha256
-    from ..data.registry import is_path
 
     if config.dataset_sha256 is not None and is_path(config.dataset):
-        now = source_sha256(config.dataset)
-        if now != config.dataset_sha256:
-            raise DataError(
-                f"{config.dataset} changed since the run was trained: SHA-256 {now[:16]}... now, "
-                f"{config.dataset_sha256[:16]}... recorded in config.json. Restore the data the run was "
-                "trained on, or train a new run on the new data")
+        check_fingerprint(config, source_sha256(config.dataset))
 
 
 @torch.no_grad()
