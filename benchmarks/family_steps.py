@@ -3,7 +3,7 @@ scale's sizes (forward, backward, Adam; random binary 28x28 images), to size tha
 
     python benchmarks/family_steps.py                       # cpu scale, all 12 families, 1 thread
     python benchmarks/family_steps.py --scale paper --families=---,-+v --threads 2
-    python benchmarks/family_steps.py --conv-width 1.0      # the cpu scale at the paper's conv widths
+    python benchmarks/family_steps.py --model pixelcnn_channels=16   # the cpu scale with another size
 
 Prints a markdown table; docs/results/broken-elbo.md quotes one run.
 """
@@ -11,6 +11,7 @@ Prints a markdown table; docs/results/broken-elbo.md quotes one run.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -33,7 +34,7 @@ def step_seconds(config, batch: torch.Tensor, steps: int) -> float:
         optimizer.step()
         if k >= 2:
             times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(times), model.num_parameters()
 
 
 def main() -> None:
@@ -43,21 +44,28 @@ def main() -> None:
                         help="comma-separated family codes, e.g. --families=---,-+v")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--conv-width", type=float, default=None, help="override model.conv_width")
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one of the scale's model options (JSON value; repeatable), "
+                             "e.g. --model pixelcnn_channels=16")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     overrides = {}
-    if args.conv_width is not None:
-        overrides["model"] = {**SCALES[args.scale]["model"], "conv_width": args.conv_width}
+    if args.model:
+        changed = {}
+        for item in args.model:
+            key, _, value = item.partition("=")
+            changed[key] = json.loads(value)
+        overrides["model"] = {**SCALES[args.scale]["model"], **changed}
     pairs = [(family, 1.0) for family in args.families.split(",")]
     spec = mnist_spec(args.scale, pairs=pairs, overrides=overrides)
     batch_size = SCALES[args.scale]["batch_size"]
     batch = (torch.rand(batch_size, 1, 28, 28) < 0.13).float()
-    print("| family | batch | threads | s / step |\n|---|---|---|---|")
+    print("| family | parameters | batch | threads | s / step |\n|---|---|---|---|---|")
     for index, point in enumerate(spec.points):
-        seconds = step_seconds(spec.config(index), batch, args.steps)
-        print(f"| `{point['family']}` | {batch_size} | {args.threads} | {seconds:.3f} |", flush=True)
+        seconds, params = step_seconds(spec.config(index), batch, args.steps)
+        print(f"| `{point['family']}` | {params} | {batch_size} | {args.threads} | {seconds:.3f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

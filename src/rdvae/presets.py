@@ -31,6 +31,7 @@ from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
 from .components.gaussian_decoders import mlp_gaussian_decoder
 from .components.layers import MADE_HIDDEN, MLP_HIDDEN
+from .components.made_decoder import MADE_DECODER_HIDDEN, MADEDecoder
 from .components.pixelcnn import PixelCNNDecoder
 from .errors import ConfigError, unknown_names
 from .estimators import DiscreteVAE
@@ -84,6 +85,15 @@ def gated_mlp_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
     return mlp_encoder(event_shape, latent_dim, hidden, activation)
 
 
+@register_encoder("mlp-iaf")
+def mlp_iaf_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu", flow_steps=FLOW_STEPS,
+                    made_hidden=MADE_HIDDEN):
+    """The MLP encoder followed by mean-only IAF steps, each shift from a MADE (the complex encoder of
+    the mlp-coded families)."""
+    return IAFEncoder(mlp_encoder(event_shape, latent_dim, hidden, activation), latent_dim, flow_steps,
+                      tuple(made_hidden))
+
+
 def vocabulary_size(event_shape) -> int:
     """V of bag-of-words data (each example a vector of V word counts)."""
     if len(event_shape) != 1:
@@ -125,6 +135,13 @@ def pixelcnn_decoder(event_shape, latent_dim, pixelcnn_channels=64, pixelcnn_lev
     """PixelCNN++-style autoregressive decoder conditioned on z (appendix F.2)."""
     return PixelCNNDecoder(event_shape, latent_dim, pixelcnn_channels, pixelcnn_levels,
                            pixelcnn_resnet_layers)
+
+
+@register_decoder("made")
+def made_decoder(event_shape, latent_dim, decoder_hidden=MADE_DECODER_HIDDEN):
+    """Autoregressive Bernoulli decoder: a MADE over the pixels with z fed to every layer
+    (components.made_decoder; the complex decoder of the mlp-coded families)."""
+    return MADEDecoder(event_shape, latent_dim, tuple(decoder_hidden))
 
 
 @register_decoder("mlp")
@@ -228,7 +245,8 @@ def register_family(name: str, encoder: str, decoder: str, marginal: str, latent
     return FAMILIES.register(name, family, replace=replace, aliases=aliases)
 
 
-COMPONENT_NAMES = {"-": "simple", "+": "complex", "v": "vamp", "mlp": "mlp", "mog": "mixture"}
+COMPONENT_NAMES = {"-": "simple", "+": "complex", "v": "vamp", "mlp": "mlp", "mog": "mixture",
+                   "mlp-iaf": "complex (MLP + IAF)"}
 
 register_family("mlp", "mlp", "mlp", "-", 32, "MLP encoder and decoder (gated), N(0, I) marginal")
 register_family("mlp-v", "mlp", "mlp", "v", 32, "MLP encoder and decoder, VampPrior marginal")
@@ -256,6 +274,23 @@ for _e in "-+":
             register_family(_e + _d + _m, _e, _d, _m, 64,
                             f"{COMPONENT_NAMES[_e]} encoder, {COMPONENT_NAMES[_d]} decoder, "
                             f"{COMPONENT_NAMES[_m]} marginal", aliases=_ALIASES.get(_e + _d + _m, ()))
+
+# the same 2 x 2 x 3 design at a CPU's cost: MLP encoder and simple decoder, the PixelCNN++ decoder
+# at the sizes given (pixelcnn_channels, ...), IAF and flow MADEs as given (made_hidden); named "mlp" +
+# the paper's code, e.g. "mlp-+v"
+MLP_CODED = {"encoder": {"-": "mlp", "+": "mlp-iaf"}, "decoder": {"-": "mlp", "+": "+"}}
+for _e in "-+":
+    for _d in "-+":
+        for _m in "-+v":
+            register_family("mlp" + _e + _d + _m, MLP_CODED["encoder"][_e], MLP_CODED["decoder"][_d], _m, 64,
+                            f"{COMPONENT_NAMES[_e]} encoder, {COMPONENT_NAMES[_d]} decoder, "
+                            f"{COMPONENT_NAMES[_m]} marginal, with an MLP encoder (and MLP simple decoder) "
+                            "(the broken-elbo cpu scale)")
+
+
+def paper_code(family: str) -> str:
+    """The three-character code (encoder, decoder, marginal) of a paper family or an mlp-coded one."""
+    return family[3:] if family.startswith("mlp") and len(family) == 6 else family
 
 
 # ------------------------------------------------------------------------------------ lookups

@@ -12,7 +12,14 @@ from rdvae.experiments.broken_elbo import FAMILIES, PAPER_FIG4, PAPER_H_HAT, mni
 
 def test_regime_rule_labels_the_papers_four_models_as_the_paper_does():
     for rate, distortion, _, label in PAPER_FIG4.values():
-        assert regime(rate, distortion, PAPER_H_HAT) == label
+        assert regime(rate, distortion, None, PAPER_H_HAT) == label          # I_q unknown: bounded by R
+        assert regime(rate, distortion, min(rate, 9.21), PAPER_H_HAT) == label
+
+
+def test_a_rate_without_information_is_an_autodecoder():
+    """R = 12 nats spent on a marginal mismatch, I_q = 0.05: not an encoder of anything."""
+    assert regime(12.0, 80.0, 0.05, PAPER_H_HAT) == "autodecoder"
+    assert regime(12.0, 80.0, 3.0, PAPER_H_HAT) == "semantic encoder"
 
 
 def test_all_twelve_families_build_train_and_measure():
@@ -32,12 +39,18 @@ def test_all_twelve_families_build_train_and_measure():
             assert model.sample(2).sample().shape == (2, 1, 8, 8), code
 
 
-def test_cpu_grid_covers_all_twelve_families():
+def test_cpu_grid_covers_all_twelve_families_with_the_fig4_betas():
     spec = mnist_spec("cpu")
     families = {p["family"] for p in spec.points}
-    assert len(families) == 12 and len(spec.points) == 12 * 3 + 1   # and -+v at 0.15 for fig. 4
-    assert {p["beta"] for p in spec.points if p["family"] == "-+v"} == {0.1, 0.15, 1.0, 1.1}
-    assert spec.base["kl_anneal_steps"] == 157  # one epoch of 10 000 examples at batch 64
+    assert families == {"mlp" + code for code in FAMILIES}
+    assert {p["beta"] for p in spec.points if p["family"] == "mlp-+v"} == {0.1, 0.15, 0.5, 1.0, 1.1, 2.0}
+    assert len(spec.points) == 5 * 2 + 6 + 6 * 3     # autoregressive decoders at 0.1, 1; simple at 0.5, 1, 2
+    for index, point in enumerate(spec.points):
+        config = spec.config(index)               # every point is a valid run config
+        autoregressive = point["family"][4] == "+"
+        assert config.kl_anneal_steps == (391 if autoregressive else 0)   # one epoch of 50 000 at batch 128
+        assert config.lr_schedule == "plateau" and config.epochs == (10 if autoregressive else 60)
+    assert spec.names[0].startswith("000-family=+++")   # the costliest first, named by the paper's code
 
 
 @pytest.mark.slow
@@ -53,19 +66,29 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
         assert (tmp_path / f"toy_fig2_{form}.png").exists()
     with open(tmp_path / "mnist" / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 6 and all(r["status"] == "done" for r in rows)
+    assert len(rows) == 7 and all(r["status"] == "done" for r in rows)
     assert result["h_hat"] == min(-r["elbo"] for r in result["runs"])
     assert {r["regime"] for r in result["runs"]} <= {"autoencoder", "syntactic encoder", "semantic encoder",
                                                      "autodecoder"}
-    for name in ("rd_plane", "elbo_rate", "fig4_reconstructions", "fig4_samples"):
-        assert (tmp_path / "mnist" / "figures" / f"{name}.png").exists()
+    for name in ("rd_plane", "elbo_rate", "fig4_reconstructions", "fig4_samples", "fig4c_reconstructions",
+                 "fig5_samples", "fig4d_reconstructions", "fig6_samples"):
+        assert (tmp_path / "mnist" / "figures" / f"{name}.png").exists(), name
+    with open(tmp_path / "mnist" / "broken_elbo_results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 7 and {"family", "beta", "rate", "distortion", "elbo", "mutual_info", "active_units",
+                                "regime", "epochs", "converged"} <= set(table[0])
+    assert all(0.0 <= float(r["class_agreement"]) <= 1.0 for r in table)
+    assert all(int(r["epochs_trained"]) <= 3 for r in table)
+    table = result["claims_table"]
+    assert table.count("\n") == 1 + 6 and "| claim | paper | here | holds? |" in table
     assert "| 0.1 |" in result["fig4_table"] and "| 1.1 |" in result["fig4_table"]
     assert (tmp_path / "result.json").exists()
     # the panel again from chosen runs (as for longer-trained ones), regimes against a given H
     chosen = [tmp_path / "mnist" / r["run_dir"] for r in result["runs"] if r["family"] == "-+v"]
     again = module.fig4_from_runs(chosen, tmp_path / "again", h_hat=1e6)
     assert (tmp_path / "again" / "figures" / "fig4_samples.png").exists()
-    labels = {module.regime(r["rate"], r["distortion"], 1e6) for r in result["runs"] if r["family"] == "-+v"}
+    labels = {module.regime(r["rate"], r["distortion"], r["mutual_info"], 1e6) for r in result["runs"]
+              if r["family"] == "-+v"}
     assert labels <= {"autodecoder", "autoencoder"}   # D < 0.075 H for any D, with so large an H
     assert all(label in again["table"] for label in labels)
 

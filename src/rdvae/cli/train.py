@@ -15,6 +15,7 @@ FLAGS = {
     "target_rate": float, "free_bits": float, "kl_anneal_steps": int, "epochs": int,
     "batch_size": int, "lr": float, "lr_schedule": str, "seed": int, "precision": str,
     "device": str, "iw_samples": int, "beta_min": float, "beta_max": float, "objective": str,
+    "plateau_epochs": int, "plateau_nats": float, "decay_epochs": int,
 }
 FLAG_HELP = {
     "dataset": "a registered dataset (`rdvae list datasets`) or a path: .npy / .npz array, folder of images",
@@ -29,9 +30,15 @@ FLAG_HELP = {
     "epochs": "passes over the training split",
     "batch_size": "examples per update",
     "lr": "Adam's learning rate",
-    "lr_schedule": "constant, paper (constant for half the epochs, then linearly to 0) or cosine "
-                   "(5%% warm-up, "
-                   "cosine decay to 0)",
+    "lr_schedule": "constant, paper (constant for half the epochs, then linearly to 0), cosine "
+                   "(5%% warm-up, cosine decay to 0) or plateau (constant until the validation objective "
+                   "plateaus, see --plateau-epochs, then linearly to 0 over --decay-epochs, then stop)",
+    "plateau_epochs": "k: stop improving = the best validation objective of the last k epochs is less than "
+                      "--plateau-nats below the best before them (KL-annealing epochs not counted); "
+                      "ends training (or starts the plateau schedule's decay); 0: off",
+    "plateau_nats": "the improvement over --plateau-epochs epochs that still counts as progress (nats)",
+    "decay_epochs": "lr_schedule plateau: epochs of linear decay to 0 after the plateau (it starts this many "
+                    "epochs before --epochs at the latest)",
     "seed": "seed of the weights, the batches and the Monte Carlo draws",
     "precision": "fp32, bf16 or auto (bf16 where the device multiplies it natively)",
     "device": "auto (CUDA when present), cpu, cuda, cuda:N or mps",

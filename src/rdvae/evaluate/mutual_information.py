@@ -28,7 +28,10 @@ class MutualInformation:
 
     @property
     def within_limit(self) -> bool:
-        return self.value <= self.log_n + 1e-6
+        """I_q <= log N up to float rounding: posteriors that barely overlap put every term of the
+        estimate at log N, and summing them in float32 lands a few 1e-6 above it (seen at N = 10 000);
+        numerically broken posteriors overshoot by far more."""
+        return self.value <= self.log_n + 1e-4
 
 
 @torch.inference_mode()

@@ -8,17 +8,23 @@ target rate of 0.5; R, D and the recovered cluster masses, and a figure after fi
 MNIST: families (-,+) x (-,+) x (-,+,v) (encoder, decoder, marginal; rdvae.presets) trained
 with the beta objective, gathered by rdvae.sweep into results.csv, drawn by rdvae.plots as
 fig. 3a (RD plane with the H_hat line, Pareto frontier, convex hull) and fig. 3b (-ELBO vs R),
-and the fig. 4 panel: family -+v at beta in {0.1, 0.15, 1.0, 1.1} (reconstructions with z
-resampled, and samples). Every run gets a regime label (see `regime`). Scales:
+figs. 4a/b (family -+v across beta: reconstructions with z resampled and several decoder draws
+per z, and samples), 4c and 5 (the families at beta = 1), 4d (frontier models of near-identical
+ELBO) and 6 (a walk along the frontier). Every run gets a regime label from I_q and D (`regime`)
+and a class agreement (do reconstructions keep the digit?), and the paper's section-4 claims are
+checked on the grid (_broken_elbo_claims). Scales:
 
-    smoke  digits (8x8), families -+v, --v, +++ at beta 0.1 and 1.1, tiny widths, 1 epoch;
-           toy 300 steps, 2 seeds (seconds, for tests)
-    cpu    binarized MNIST, the first 10 000 training images (validation and test: all 10 000),
-           all 12 families x beta {0.1, 1.0, 1.1}, and -+v also at 0.15 (fig. 4), reduced widths
-           (conv stacks at 1/4 of the paper's channels, MADE 3 x 128, PixelCNN 16 channels,
-           3 levels, 1 resnet layer per block, 100 pseudo-inputs), 3 epochs of batch 64, KL
-           annealing over the first epoch, Adam 1e-3 (constant, then linear to 0); 37 runs,
-           about 2 CPU-hours; toy 10 000 steps, the mixed reading from 10 seeds
+    smoke  digits (8x8), families -+v, --v, +++ at beta 0.1 and 1 (and -+v at 1.1), tiny widths,
+           3 epochs at most (plateau schedule); toy 300 steps, 2 seeds (seconds, for tests)
+    cpu    binarized MNIST, all 50 000 training images, the "mlp"-coded families: an MLP encoder
+           (512-256, ReLU), the MLP simple decoder, a narrow PixelCNN++ (8 channels, 3 levels, 1
+           resnet layer per block) as the autoregressive decoder, MADE 2 x 256 IAF and MAF, 100
+           pseudo-inputs, latent size 64; autoregressive-decoder families at beta {0.1, 1} with one
+           epoch of KL annealing, at most 10 epochs; simple-decoder families at beta {0.5, 1, 2}, at
+           most 60 epochs; -+v also at 0.15, 0.5, 1.1, 2 (fig. 4): 34 runs. Each run trains at a
+           constant Adam 1e-3 until its validation objective plateaus (TrainConfig.plateau_epochs,
+           plateau_nats) or the cap nears, then decays linearly to 0 (lr_schedule "plateau");
+           toy 10 000 steps, the mixed reading from 10 seeds
     paper  binarized MNIST (50k/10k/10k), all 12 families x 13 betas in [0.1, 10], with and
            without KL annealing, the paper's sizes (full conv stacks, MADE 3 x 640, PixelCNN 64
            channels, two resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
@@ -30,6 +36,7 @@ running part of a scale where the whole does not fit.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import time
@@ -40,12 +47,15 @@ from tqdm.auto import tqdm
 
 from ..components.two_cluster_toy import FORMS
 from ..data import load_dataset
+from ..fid.classifier import feature_classifier
 from ..plots import plot_sweep, reconstruction_grid, samples_grid, save_figure
 from ..plots.sweep_figures import pick_inputs
-from ..presets import options_for
+from ..presets import options_for, paper_code
 from ..rundir import RunDir, write_json
 from ..sweep import SweepSpec, product, run_sweep, sweep
 from ..train import final_evaluation, load_run, train
+from . import _broken_elbo_claims as claims
+from . import _broken_elbo_figures as panels
 from . import check_scale
 from ._broken_elbo_toy import PAPER as PAPER_TOY
 from ._broken_elbo_toy import run_toy
@@ -56,7 +66,6 @@ DESCRIPTION = ("Alemi et al. 2018: the two-cluster toy (target rate vs ELBO) and
 
 FAMILIES = tuple(e + d + m for e in "-+" for d in "-+" for m in "-+v")
 FIG4_FAMILY = "-+v"
-FIG4_BETAS = (0.1, 0.15, 1.0, 1.1)
 PAPER_H_HAT = 80.2  # nats: best -ELBO over the paper's 209 runs, an upper bound on H
 # family -+v with KL annealing (fig. 4): beta -> (R, D, ELBO, regime)
 PAPER_FIG4 = {0.1: (156.0, 4.8, -161.0, "autoencoder"), 0.15: (120.3, 8.1, -128.0, "syntactic encoder"),
@@ -65,23 +74,36 @@ PAPER_FIG4 = {0.1: (156.0, 4.8, -161.0, "autoencoder"), 0.15: (120.3, 8.1, -128.
 PAPER_BETAS = (0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.1, 1.5, 2.0, 3.0, 5.0, 10.0)
 SCALES = {
     "smoke": dict(
-        dataset="digits", binarize="static", families=("-+v", "--v", "+++"), betas=(0.1, 1.1),
-        anneal=(1,), epochs=1, batch_size=128, lr=1e-3, lr_schedule="constant", normalized_gradients=False,
+        dataset="digits", binarize="static", families=("-+v", "--v", "+++"), family_prefix="",
+        betas=(0.1, 1.0), anneal=(1,), epochs=3, batch_size=128, lr=1e-3, lr_schedule="plateau",
+        normalized_gradients=False, plateau={"plateau_epochs": 1, "plateau_nats": 0.5, "decay_epochs": 1},
         latent_dim=8, model={"made_hidden": [16, 16, 16], "pixelcnn_channels": 8, "pixelcnn_levels": 2,
                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 10},
-        extra_pairs=(), train_examples=None, eval_examples=None, toy_steps=300, toy_seeds=2, grid_examples=3,
+        extra_pairs=((FIG4_FAMILY, 1.1),), train_examples=None, eval_examples=None, toy_steps=300,
+        toy_seeds=2,
+        grid_examples=3,
         decoder_draws=2),
+    # the 2 x 2 x 3 design with an MLP encoder and simple decoder and a narrow PixelCNN++ (the "mlp"-coded
+    # families of rdvae.presets; sizes from benchmarks/family_steps.py and benchmarks/ar_decoders.py),
+    # on all 50 000 images, each run to a plateau of its validation objective or its epoch cap; epochs,
+    # betas, KL annealing (epochs) and the plateau criterion per decoder ("+": PixelCNN, "-": MLP)
     "cpu": dict(
-        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=(0.1, 1.0, 1.1),
-        extra_pairs=((FIG4_FAMILY, 0.15),), anneal=(1,), epochs=3, batch_size=64, lr=1e-3,
-        lr_schedule="paper", normalized_gradients=False,
-        latent_dim=64, model={"made_hidden": [128, 128, 128], "pixelcnn_channels": 16, "pixelcnn_levels": 3,
-                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 100, "conv_width": 0.25},
-        train_examples=10000, eval_examples=None, toy_steps=10000, toy_seeds=10, grid_examples=4,
-        decoder_draws=2),
+        dataset="binarized-mnist", binarize=None, families=FAMILIES, family_prefix="mlp",
+        betas={"+": (0.1, 1.0), "-": (0.5, 1.0, 2.0)},
+        extra_pairs=tuple((FIG4_FAMILY, b) for b in (0.15, 0.5, 1.1, 2.0)),
+        anneal={"+": 1, "-": 0}, epochs={"+": 10, "-": 60}, batch_size=128, lr=1e-3, lr_schedule="plateau",
+        normalized_gradients=False,
+        plateau={"+": {"plateau_epochs": 2, "plateau_nats": 0.5, "decay_epochs": 2},
+                 "-": {"plateau_epochs": 5, "plateau_nats": 0.5, "decay_epochs": 5}},
+        latent_dim=64, model={"hidden": [512, 256], "activation": "relu", "pixelcnn_channels": 8,
+                              "pixelcnn_levels": 3, "pixelcnn_resnet_layers": 1, "made_hidden": [256, 256],
+                              "pseudo_inputs": 100},
+        train_examples=None, eval_examples=None, toy_steps=10000, toy_seeds=10, grid_examples=5,
+        decoder_draws=5),
     "paper": dict(
-        dataset="binarized-mnist", binarize=None, families=FAMILIES, betas=PAPER_BETAS, anneal=(0, 10),
-        epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
+        dataset="binarized-mnist", binarize=None, families=FAMILIES, family_prefix="", betas=PAPER_BETAS,
+        anneal=(0, 10), epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
+        plateau=None,
         latent_dim=64, model={"made_hidden": [640, 640, 640], "pixelcnn_channels": 64, "pixelcnn_levels": 3,
                               "pixelcnn_resnet_layers": 2, "pseudo_inputs": 500},
         extra_pairs=(), train_examples=None, eval_examples=None, toy_steps=10000, toy_seeds=10,
@@ -91,24 +113,27 @@ SCALES = {
 # --- regimes -------------------------------------------------------------------------------
 
 REGIMES = ("autoencoder", "syntactic encoder", "semantic encoder", "autodecoder")
-AUTODECODER_RATE = 1.0          # nats: z carries (almost) nothing
+AUTODECODER_INFORMATION = 1.0   # nats of I_q(x; z): below it z tells (almost) nothing about x
 AUTOENCODER_DISTORTION = 0.075  # x H_hat: reconstructions (almost) exact
 SEMANTIC_RATE = 0.25            # x H_hat: rates above this encode pixel-level detail
 
 
-def regime(rate: float, distortion: float, entropy: float) -> str:
-    """The regime of a model at (R, D) given an estimate H of the data entropy (nats).
+def regime(rate: float, distortion: float, mutual_info: float | None, entropy: float) -> str:
+    """The regime of a model at (R, D) with mutual information I_q(x; z), given an estimate H of
+    the data entropy (nats):
 
-        autodecoder        R < 1 nat                     (the latent code is ignored)
+        autodecoder        I_q < 1 nat                   (z tells almost nothing about x, whatever R is:
+                                                          R - I_q is the marginal's mismatch, not a code)
         autoencoder        D < 0.075 H                   (near-perfect reconstruction)
         syntactic encoder  R >= 0.25 H, otherwise        (encodes pixel-level detail)
-        semantic encoder   1 nat <= R < 0.25 H           (a few nats: what the digit is)
+        semantic encoder   otherwise                     (a few nats: what the digit is)
 
-    Applied in this order. With H = 80.2 nats it labels the paper's four -+v models (fig. 4)
-    as the paper does: (156, 4.8) autoencoder, (120.3, 8.1) syntactic, (6.2, 74.1) semantic,
-    (0.0004, 80.6) autodecoder.
+    Applied in this order. I_q None (not measured) falls back to R, its upper bound. With H = 80.2
+    nats it labels the paper's four -+v models (fig. 4) as the paper does: (156, 4.8) autoencoder,
+    (120.3, 8.1) syntactic, (6.2, 74.1) semantic, (0.0004, 80.6) autodecoder.
     """
-    if rate < AUTODECODER_RATE:
+    information = rate if mutual_info is None else min(mutual_info, rate)
+    if information < AUTODECODER_INFORMATION:
         return "autodecoder"
     if distortion < AUTOENCODER_DISTORTION * entropy:
         return "autoencoder"
@@ -131,32 +156,51 @@ def scale_settings(scale: str, overrides: dict | None = None) -> dict:
 def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequence[float] | None = None,
                overrides: dict | None = None, pairs: Sequence[tuple[str, float]] | None = None) -> SweepSpec:
     """The sweep of a scale (optionally restricted to some families / betas, or to explicit
-    (family, beta) pairs)."""
+    (family, beta) pairs). Families are given by their paper codes; the scale's family_prefix names
+    the registered family each code trains ("mlp" + "-+v" at the cpu scale). Betas and KL annealing
+    may differ by decoder (a mapping from the decoder's code, "-" or "+")."""
     s = scale_settings(scale, overrides)
     families = tuple(families or s["families"])
-    betas = tuple(betas or s["betas"])
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
     train_size = s["train_examples"] or _train_size(s["dataset"])
     steps_per_epoch = math.ceil(train_size / s["batch_size"])
     base = {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
-            "epochs": s["epochs"], "batch_size": s["batch_size"], "lr": s["lr"],
+            "batch_size": s["batch_size"], "lr": s["lr"],
             "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
             "eval_batch_size": 500}
     if not pairs:  # the grid, then the fig. 4 betas of -+v that it lacks
-        pairs = [(f, b) for f in families for b in betas]
+        pairs = [(f, b) for f in families for b in (betas or _by_decoder(s["betas"], f))]
         pairs += [(f, b) for f, b in s["extra_pairs"] if f in families and (f, b) not in pairs]
-    axes = [[{"family": f, "beta": b} for f, b in pairs]]
-    anneal = [epochs * steps_per_epoch for epochs in s["anneal"]]
-    if len(anneal) == 1:
-        base["kl_anneal_steps"] = anneal[0]
-    else:
-        axes.append(sweep("kl_anneal_steps", anneal))
-    points = product(*axes)
-    names = SweepSpec(points=points).names   # named by family and beta; each gets its family's options
+    if _per_decoder(s["betas"]):   # a per-decoder grid: the costliest runs first, for a pool of workers
+        pairs = sorted(pairs, key=lambda p: [c != "+" for c in p[0]])
+    points = [{"family": s["family_prefix"] + f, "beta": b} for f, b in pairs]
+    names = SweepSpec(points=[{"family": f, "beta": b} for f, b in pairs]).names
+    for point in points:
+        code = paper_code(point["family"])
+        point.update(epochs=_by_decoder(s["epochs"], code), **(_by_decoder(s["plateau"], code) or {}))
+        if _per_decoder(s["anneal"]):   # per decoder, in epochs
+            point["kl_anneal_steps"] = _by_decoder(s["anneal"], code) * steps_per_epoch
+    if not _per_decoder(s["anneal"]):
+        anneal = [epochs * steps_per_epoch for epochs in s["anneal"]]
+        if len(anneal) == 1:
+            base["kl_anneal_steps"] = anneal[0]
+        else:
+            names = SweepSpec(points=product([{"family": f, "beta": b} for f, b in pairs],
+                                             sweep("kl_anneal_steps", anneal))).names
+            points = product(points, sweep("kl_anneal_steps", anneal))
     return SweepSpec(base=base, points=[{**p, "model": options_for(p["family"], s["model"])} for p in points],
                      names=names)
+
+
+def _by_decoder(setting, code: str):
+    """A setting that may be given per decoder ({"-": ..., "+": ...}) for the family `code`."""
+    return setting[code[1]] if _per_decoder(setting) else setting
+
+
+def _per_decoder(setting) -> bool:
+    return isinstance(setting, dict) and set(setting) == {"-", "+"}
 
 
 def _train_size(dataset: str) -> int:
@@ -176,7 +220,7 @@ def _subset(dataset, train_examples: int | None, eval_examples: int | None):
 
 def run_mnist(scale: str, out: Path, families=None, betas=None, progress: bool = True,
               overrides: dict | None = None, shard: tuple[int, int] | None = None,
-              pairs: Sequence[tuple[str, float]] | None = None) -> list[dict]:
+              pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None) -> list[dict]:
     """Train the grid into out/runs/ and gather results.csv with rdvae.sweep. With a reduced
     training set (cpu scale) the runs are trained here on that subset and then recorded by the
     sweep; otherwise the sweep trains them itself. `shard=(k, n)` trains only the runs whose
@@ -204,7 +248,7 @@ def run_mnist(scale: str, out: Path, families=None, betas=None, progress: bool =
             raise RuntimeError("runs failed (rerun the same command to resume them):\n" + "\n".join(failed))
         if shard is not None:
             return []
-    report = run_sweep(out, spec, workers=1, progress=progress)
+    report = run_sweep(out, spec, workers=workers or 1, progress=progress)
     return report.rows
 
 
@@ -217,15 +261,15 @@ def _reevaluate(run_dir: Path, data) -> dict:
 
 
 def fig4_panel(out: Path, rows: list[dict], examples: int, decoder_draws: int = 5) -> list[str]:
-    """Reconstructions (z resampled) and samples of the -+v runs at the fig. 4 betas."""
-    chosen = sorted((r for r in rows if r["family"] == FIG4_FAMILY and r.get("beta") in FIG4_BETAS),
-                    key=lambda r: r["beta"])
+    """Fig. 4a/b: reconstructions (z resampled, several decoder draws per z) and samples of the -+v
+    runs, in order of beta."""
+    chosen = sorted((r for r in rows if paper_code(r["family"]) == FIG4_FAMILY), key=lambda r: r["beta"])
     if not chosen:
         return []
     models, x = [], None
     for row in chosen:
         trained = load_run(out / row["run_dir"], device="cpu")
-        label = f"β = {row['beta']:g}\n{row['regime']}"
+        label = f"β = {row['beta']:g}\nR {row['rate']:.1f}, D {row['distortion']:.1f}\n{row['regime']}"
         models.append((label, trained.model))
         if x is None:
             ds = trained.dataset
@@ -249,7 +293,8 @@ def fig4_from_runs(run_dirs: Sequence[str | Path], out: str | Path, h_hat: float
         if summary.get("status") != "done":
             raise ValueError(f"{run_dir} is not a finished run (train or resume it first)")
         rows.append({**summary, "run_dir": str(Path(run_dir).resolve()),
-                     "regime": regime(summary["rate"], summary["distortion"], h_hat)})
+                     "regime": regime(summary["rate"], summary["distortion"], summary.get("mutual_info"),
+                                       h_hat)})
     figures = fig4_panel(Path(out), rows, examples, decoder_draws)
     return {"figures": figures, "table": fig4_table(rows)}
 
@@ -261,23 +306,44 @@ def _f(value, digits: int = 2) -> str:
 
 
 def fig4_table(rows: list[dict]) -> str:
-    lines = ["| beta | R | D | ELBO | regime | paper R | paper D | paper ELBO | paper regime |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    measured = {r["beta"]: r for r in rows if r["family"] == FIG4_FAMILY}
-    for beta, (pr, pd, pe, preg) in PAPER_FIG4.items():
+    """The -+v runs by beta beside the paper's four fig. 4 models."""
+    lines = ["| beta | R | D | -ELBO | I_q | class kept | regime | paper R | paper D | paper ELBO | "
+             "paper regime |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    measured = {r["beta"]: r for r in rows if paper_code(r["family"]) == FIG4_FAMILY}
+    for beta in sorted(set(measured) | set(PAPER_FIG4)):
         r = measured.get(beta)
-        cells = ([_f(r["rate"]), _f(r["distortion"]), _f(r["elbo"]), r["regime"]] if r else ["not run"] * 4)
-        lines.append(f"| {beta:g} | " + " | ".join(cells) + f" | {pr:g} | {pd:g} | {pe:g} | {preg} |")
+        cells = ([_f(r["rate"]), _f(r["distortion"]), _f(-r["elbo"]), _f(r.get("mutual_info")),
+                  _kept(r), r["regime"]] if r else ["not run"] * 6)
+        paper = PAPER_FIG4.get(beta)
+        paper_cells = [f"{paper[0]:g}", f"{paper[1]:g}", f"{paper[2]:g}", paper[3]] if paper else [""] * 4
+        lines.append(f"| {beta:g} | " + " | ".join(cells + paper_cells) + " |")
     return "\n".join(lines)
 
 
+def _kept(row: dict) -> str:
+    """Class agreement of reconstructions with their inputs, and Cohen's kappa."""
+    if row.get("class_agreement") is None:
+        return "n/a"
+    return f"{row['class_agreement']:.0%} (κ {row['class_kappa']:.2f})"
+
+
 def runs_table(rows: list[dict]) -> str:
-    lines = ["| family | beta | R | D | -ELBO | I_q | active units | regime |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: (r["family"], r["beta"])):
-        lines.append(f"| `{r['family']}` | {r['beta']:g} | {_f(r['rate'])} | {_f(r['distortion'])} | "
+    """Every run: R, D, -ELBO, I_q, active units, regime, class agreement, and how it stopped
+    (epochs trained of the cap; converged: the plateau criterion was met; gain: the validation
+    objective's improvement over the last k epochs when training stopped improving or hit the cap)."""
+    lines = ["| family | beta | R | D | -ELBO | I_q | active units | class kept | regime | frontier | epochs "
+             "| converged | last-k gain |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (paper_code(r["family"]), r["beta"])):
+        converged = {True: "yes", False: "no (cap)", None: "n/a"}[r.get("converged")]
+        lines.append(f"| `{paper_code(r['family'])}` | {r['beta']:g} | {_f(r['rate'])} | "
+                     f"{_f(r['distortion'])} | "
                      f"{_f(-r['elbo'])} | {_f(r.get('mutual_info'))} | {r.get('active_units', 'n/a')} | "
-                     f"{r['regime']} |")
+                     f"{_kept(r)} | {r['regime']} | "
+                     f"{'yes' if r.get('on_frontier') else ''} | "
+                     f"{r.get('epochs_trained') or r.get('epochs')}/"
+                     f"{r.get('epochs')} | {converged} | {_f(r.get('plateau_gain'))} |")
     return "\n".join(lines)
 
 
@@ -311,14 +377,107 @@ def toy_seeds_table(seeds: list[dict], entropy: float) -> str:
     return "\n".join(lines)
 
 
+# --- analysis of a finished grid --------------------------------------------------------
+
+# the grey-level dataset whose classifier judges whether reconstructions keep the class
+CLASSIFIER_DATA = {"binarized-mnist": "mnist", "digits": "digits"}
+RESULT_COLUMNS = ("family", "code", "beta", "rate", "distortion", "elbo", "mutual_info", "active_units",
+                  "regime", "class_agreement", "class_chance", "class_kappa", "on_frontier", "epochs",
+                  "epochs_trained", "converged",
+                  "plateau_gain", "train_seconds", "run_dir")
+
+
+def measure_class_agreement(sweep_dir: Path, rows: list[dict], dataset: str, progress: bool = True) -> None:
+    """row["class_agreement"], ["class_chance"] and ["class_kappa"] for every run (claims.class_agreement
+    on the first CLASS_EXAMPLES test images), computed once and kept in the run's summary.json."""
+    grey = CLASSIFIER_DATA.get(dataset)
+    if grey is None:
+        return
+    classifier = None
+    for row in tqdm(rows, desc="class agreement", disable=not progress):
+        run = RunDir(sweep_dir / row["run_dir"])
+        summary = run.read_summary()
+        if summary.get("class_chance") is None:
+            if classifier is None:
+                classifier, _ = feature_classifier(grey, progress=progress)
+            trained = load_run(run.path, device="cpu")
+            x = trained.dataset.split("test")[:claims.CLASS_EXAMPLES]
+            agreement, chance = claims.class_agreement(trained.model, x, classifier)
+            summary = run.update_summary(class_agreement=agreement, class_chance=chance)
+        row.update(class_agreement=summary["class_agreement"], class_chance=summary["class_chance"],
+                   class_kappa=claims.kappa(summary["class_agreement"], summary["class_chance"]))
+
+
+def analyse_mnist(sweep_dir: Path, rows: list[dict], s: dict, progress: bool = True) -> dict:
+    """Regimes, class agreement, the frontier, the claims table, the figures and the results CSV of
+    a grid's finished runs."""
+    rows = [dict(r) for r in rows if r.get("status") == "done"]
+    if not rows:
+        raise RuntimeError(f"no finished runs in {sweep_dir}; train the grid first")
+    for r in rows:
+        r["code"] = paper_code(r["family"])
+    h_hat = min(-r["elbo"] for r in rows)
+    for r in rows:
+        r["regime"] = regime(r["rate"], r["distortion"], r.get("mutual_info"), h_hat)
+    measure_class_agreement(sweep_dir, rows, s["dataset"], progress)
+    claims.mark_frontier(rows)
+    checked = claims.check_claims(rows, h_hat)
+    figures = plot_sweep(sweep_dir, grids=False)["files"]
+    figures += fig4_panel(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
+    figures += model_panels(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
+    csv_path = sweep_dir / "broken_elbo_results.csv"
+    write_rows_csv(csv_path, rows, RESULT_COLUMNS)
+    low_rate = {}
+    for decoder in "-+":
+        near_zero = [-r["elbo"] for r in rows if r["code"][1] == decoder and r["rate"] < 5.0]
+        low_rate[decoder] = min(near_zero) if near_zero else None
+    return dict(
+        h_hat=h_hat, paper_h_hat=PAPER_H_HAT,
+        h_hat_run=next(r["run_dir"] for r in rows if -r["elbo"] == h_hat),
+        best_low_rate_neg_elbo={"simple": low_rate["-"], "autoregressive": low_rate["+"]},
+        runs=[{k: r.get(k) for k in RESULT_COLUMNS} for r in rows],
+        claims=checked, claims_table=claims.claims_table(checked),
+        fig4_table=fig4_table(rows), runs_table=runs_table(rows), figures=figures,
+        results_csv=str(csv_path), train_seconds=sum(r.get("train_seconds") or 0 for r in rows))
+
+
+def model_panels(sweep_dir: Path, rows: list[dict], examples: int, decoder_draws: int) -> list[str]:
+    """Figs. 4c (four families at beta = 1), 5 (every family at beta = 1), 4d (frontier models of
+    near-identical ELBO) and 6 (a walk along the frontier): reconstructions and samples of each."""
+    figures = sweep_dir / "figures"
+    chosen = {
+        "fig4c": (panels.families_at_beta(rows, 1.0, panels.FIG4C_CODES), "Fig. 4c: four families at β = 1"),
+        "fig5": (panels.families_at_beta(rows, 1.0), "Fig. 5: every family at β = 1"),
+        "fig4d": (panels.same_elbo(rows), "Fig. 4d: frontier models of near-identical ELBO"),
+        "fig6": (panels.frontier_walk(rows), "Fig. 6: a walk along the frontier"),
+    }
+    files = []
+    for stem, (runs, title) in chosen.items():
+        files += panels.draw_model_panel(sweep_dir, runs, figures / stem, title, inputs=examples,
+                                         decoder_draws=decoder_draws)
+    return files
+
+
+def write_rows_csv(path: Path, rows: list[dict], columns: Sequence[str]) -> None:
+    """The rows' `columns` as CSV (written whole, then moved into place)."""
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for r in sorted(rows, key=lambda r: (r["code"], r["beta"])):
+            writer.writerow({k: r.get(k) for k in columns})
+    tmp.replace(path)
+
+
 # --- entry point ---------------------------------------------------------------------------
 
 def run(scale: str, out: Path, progress: bool = True, families: Sequence[str] | None = None,
         betas: Sequence[float] | None = None, toy: bool = True, mnist: bool = True,
         overrides: dict | None = None, shard: tuple[int, int] | None = None,
-        pairs: Sequence[tuple[str, float]] | None = None) -> dict:
+        pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None) -> dict:
     """The reproduction at `scale` into `out`; families / betas / overrides (SCALES keys)
-    restrict or shrink it, shard=(k, n) only trains every n-th MNIST run (see run_mnist)."""
+    restrict or shrink it, shard=(k, n) only trains every n-th MNIST run (see run_mnist); `workers`
+    training processes share the cores (rdvae.sweep's local pool; 1: one after another)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     s = scale_settings(scale, overrides)
@@ -343,25 +502,8 @@ def run(scale: str, out: Path, progress: bool = True, families: Sequence[str] | 
         result["toy_table"] = toy_table(toy_out)
     if mnist:
         sweep_dir = out / "mnist"
-        rows = run_mnist(scale, sweep_dir, families, betas, progress, overrides, pairs=pairs)
-        rows = [r for r in rows if r.get("status") == "done"]
-        h_hat = min(-r["elbo"] for r in rows)
-        for r in rows:
-            r["regime"] = regime(r["rate"], r["distortion"], h_hat)
-        figures = plot_sweep(sweep_dir, grids=False)["files"]
-        figures += fig4_panel(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
-        low_rate = {}
-        for decoder in "-+":
-            near_zero = [-r["elbo"] for r in rows if r["family"][1] == decoder and r["rate"] < 5.0]
-            low_rate[decoder] = min(near_zero) if near_zero else None
-        result.update(
-            h_hat=h_hat, paper_h_hat=PAPER_H_HAT,
-            h_hat_run=next(r["run_dir"] for r in rows if -r["elbo"] == h_hat),
-            best_low_rate_neg_elbo={"deconv": low_rate["-"], "pixelcnn": low_rate["+"]},
-            runs=[{k: r.get(k) for k in ("run_dir", "family", "beta", "rate", "distortion", "elbo",
-                                         "mutual_info", "active_units", "regime")} for r in rows],
-            fig4_table=fig4_table(rows), runs_table=runs_table(rows), figures=figures,
-            results_csv=str(sweep_dir / "results.csv"))
+        rows = run_mnist(scale, sweep_dir, families, betas, progress, overrides, pairs=pairs, workers=workers)
+        result.update(analyse_mnist(sweep_dir, rows, s, progress))
     result["seconds"] = time.monotonic() - started
     write_json(out / "result.json", result)
     return result

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from ..errors import ConfigError, unknown_names
@@ -56,12 +58,20 @@ class Objective:
     def describe(self) -> str:
         return type(self).__name__
 
+    def validation_loss(self, rate: float, distortion: float) -> float:
+        """The objective at a split's mean rate and distortion, after any warm-up: what a plateau
+        criterion watches. Here -ELBO = R + D; objectives of (R, D) alone use their own loss."""
+        return rate + distortion
+
 
 class RateDistortionObjective(Objective):
     """An objective of the per-example rate and distortion only: implement `loss`."""
 
     def loss(self, rate: Tensor, distortion: Tensor, step: int = 0) -> Tensor:
         raise NotImplementedError
+
+    def validation_loss(self, rate: float, distortion: float) -> float:
+        return float(self.loss(torch.tensor([float(rate)]), torch.tensor([float(distortion)]), sys.maxsize))
 
     def __call__(self, model, x: Tensor, step: int = 0) -> StepResult:
         out = model(x)

@@ -1,23 +1,38 @@
 """The rate-distortion plane (fig. 3a) and -ELBO against rate (fig. 3b), in nats.
 
 Both take sweep rows (dicts with rate, distortion, elbo, optional iw_nll, family, beta) and
-return a matplotlib Figure; `labels` annotates each run (e.g. its beta).
+return a matplotlib Figure; `labels` annotates each run (e.g. its beta). Labels of runs on the
+same spot are merged, and the rest are pushed apart by adjustText so that no label covers
+another label, a marker or the legend; a thin leader line joins a moved label to its run.
+Above LABEL_LIMIT runs no labels are drawn (they would fill the plane).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
+from adjustText import adjust_text
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.transforms import Bbox
 
 from .frontier import convex_hull_frontier, entropy_upper_bound, pareto_frontier, stepwise
 from .style import family_legend_handles, family_style, new_figure, styled
 
+# adjustText logs (through a deprecated call) when a label is wider than the axes; the labels that
+# still collide after it are hidden here, so its messages only repeat what the figure shows
+logging.getLogger("adjustText").setLevel(logging.ERROR)
+
 INFEASIBLE = "#e6e6e6"
 FRONTIER_COLOUR = "#333333"
 HULL_COLOUR = "#ff7f0e"
+LABEL_LIMIT = 60         # runs: above this many the plots carry no run labels
+LABEL_COLOUR = "#444444"
+LEADER_COLOUR = "#999999"
+MARKER_SIZE = 42         # points^2, as scatter's s
+LABEL_ITERATIONS = 200   # adjustText iterations at most (a fixed count, so the layout is reproducible)
 
 
 def _rd(rows: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -39,15 +54,84 @@ def _trajectories(ax, rows, x, y) -> None:
             ax.plot(x[idx], y[idx], color=family_style(family).colour, alpha=0.35, linewidth=1, zorder=2)
 
 
-def _markers(ax, rows, x, y, labels) -> None:
+def _markers(ax, rows, x, y, labels) -> list:
+    """A marker per run in its family's style, and the runs' labels as texts on their points
+    (not yet placed: `_place_labels` moves them apart once the figure is laid out). Returns the
+    texts with the point each labels."""
     for family in dict.fromkeys(r["family"] for r in rows):
         idx = [i for i, r in enumerate(rows) if r["family"] == family]
-        ax.scatter(x[idx], y[idx], s=42, zorder=4, clip_on=False, **family_style(family).scatter_kwargs())
-    if labels is None or len(rows) > 40:
-        return
+        ax.scatter(x[idx], y[idx], s=MARKER_SIZE, zorder=4, clip_on=False,
+                   **family_style(family).scatter_kwargs())
+    if labels is None or len(rows) > LABEL_LIMIT:
+        return []
+    placed = []
     for (xi, yi), texts in _coincident_labels(x, y, labels).items():
-        ax.annotate(", ".join(texts), (xi, yi), textcoords="offset points", xytext=(5, 4), fontsize=7,
-                    color="#444444", zorder=5)
+        text = ax.text(xi, yi, ", ".join(texts), fontsize=7, color=LABEL_COLOUR, zorder=5, ha="left",
+                       va="bottom")
+        text.set_in_layout(False)  # the layout is fixed before the labels move
+        placed.append((text, (xi, yi)))
+    return placed
+
+
+def _place_labels(ax, placed: list, x, y, obstacles=(), freeze_legend: bool = False) -> None:
+    """Move the run labels so that none overlaps another, a marker, the legend or the
+    `obstacles` (other texts of the plot): adjustText, run for a fixed number of iterations
+    after the figure is laid out, with a thin leader line from a moved label to its point.
+    (adjustText's swapping of labels whose leader lines cross is off: it keeps crowded layouts
+    from settling.) A label that still overlaps another label or a marker afterwards (a crowded
+    plot) is dropped rather than drawn over it. `freeze_legend` pins a loc="best" legend where
+    the layout put it, so that it does not jump onto the moved labels when the figure is drawn
+    again."""
+    if not placed:
+        return
+    fig = ax.figure
+    fig.draw_without_rendering()  # constrained layout, equal aspect and the legend settle here
+    legend = ax.get_legend()
+    if legend is not None and freeze_legend and legend.get_bbox_to_anchor().bounds == ax.bbox.bounds:
+        corner = ax.transAxes.inverted().transform(legend.get_window_extent().p0)
+        legend.set_loc(tuple(float(c) for c in corner))
+    to_data = ax.transData.inverted()
+    half = np.sqrt(MARKER_SIZE) / 2 * fig.dpi / 72  # a marker's half-width in pixels
+    radius = half + 1.5
+    centres = ax.transData.transform(np.column_stack([x, y]))
+    boxes = [Bbox(to_data.transform([c - radius, c + radius])) for c in centres]
+    for artist in ([legend] if legend is not None else []) + list(obstacles):
+        boxes.append(Bbox(to_data.transform(artist.get_window_extent().get_points())))
+    texts = [text for text, _ in placed]
+    _, leaders = adjust_text(
+        texts, objects=boxes, target_x=[p[0] for _, p in placed], target_y=[p[1] for _, p in placed], ax=ax,
+        expand=(1.15, 1.3), iter_lim=LABEL_ITERATIONS, time_lim=None, ensure_inside_axes=True,
+        prevent_crossings=False,
+        min_arrow_len=radius + 4,
+        arrowprops={"arrowstyle": "-", "color": LEADER_COLOUR, "linewidth": 0.5, "shrinkA": 1,
+                    "shrinkB": radius * 72 / fig.dpi})
+    for artist in (*texts, *leaders):
+        artist.set_in_layout(False)
+    # a text's box has a little blank around the glyphs: a marker may graze it by a pixel or two
+    markers = [Bbox([c - half + 2, c + half - 2]) for c in ax.transData.transform(np.column_stack([x, y]))]
+    _drop_overlapping(texts, leaders, fig, markers)
+
+
+def _drop_overlapping(texts, leaders, fig, markers=()) -> list:
+    """Hide each label that overlaps a marker (display boxes) or, by more than a pixel, a label
+    kept before it, with its leader line; returns the hidden texts."""
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+    if renderer is None:
+        from matplotlib.backend_bases import _get_renderer
+
+        renderer = _get_renderer(fig)
+    kept, hidden = [], []
+    for text in texts:
+        box = text.get_window_extent(renderer).padded(-1)
+        if any(box.overlaps(other) for other in (*markers, *kept)):
+            text.set_visible(False)
+            hidden.append(text)
+        else:
+            kept.append(box)
+    for leader in leaders:
+        if getattr(leader, "patchA", None) in hidden:
+            leader.set_visible(False)
+    return hidden
 
 
 def _coincident_labels(x, y, labels, tolerance: float = 0.01, same_text: float = 0.1) -> dict:
@@ -102,8 +186,8 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         fig = new_figure(6.0, 5.4)
         ax = fig.add_subplot()
         ax.fill([0, h_hat, 0], [0, 0, h_hat], color=INFEASIBLE, zorder=0, linewidth=0)
-        ax.text(0.2 * h_hat, 0.2 * h_hat, "infeasible\n$R + D < \\hat H$", ha="center", va="center",
-                fontsize=9, color="#777777", zorder=1)
+        infeasible = ax.text(0.2 * h_hat, 0.2 * h_hat, "infeasible\n$R + D < \\hat H$", ha="center",
+                             va="center", fontsize=9, color="#777777", zorder=1)
         (h_line,) = ax.plot([0, h_hat], [h_hat, 0], linestyle="--", color="black", linewidth=1, zorder=1,
                             label=f"$D = \\hat H - R$,  $\\hat H$ = {h_hat:.2f}")
         front = pareto_frontier(rate, distortion)
@@ -114,7 +198,7 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         (c_line,) = ax.plot(rate[hull], distortion[hull], color=HULL_COLOUR, linewidth=1.6, zorder=3,
                             linestyle=(0, (4, 2)), label="convex hull")
         _trajectories(ax, rows, rate, distortion)
-        _markers(ax, rows, rate, distortion, labels)
+        placed = _markers(ax, rows, rate, distortion, labels)
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
         ax.set_aspect("equal")
@@ -123,6 +207,7 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         ax.set_title(title)
         ax.grid(True, color="#eeeeee", linewidth=0.6, zorder=0)
         _legend(ax, rows, [h_line, f_line, c_line], "upper right")
+        _place_labels(ax, placed, rate, distortion, obstacles=[infeasible])
     return fig
 
 
@@ -149,7 +234,7 @@ def plot_elbo_rate(rows: Sequence[dict], title: str, labels: Sequence[str] | Non
             (d_line,) = ax.plot(grid, grid, linestyle=":", color="#777777", linewidth=1, label="$D = 0$")
             handles.append(d_line)
         _trajectories(ax, rows, rate, neg_elbo)
-        _markers(ax, rows, rate, neg_elbo, labels)
+        placed = _markers(ax, rows, rate, neg_elbo, labels)
         ax.set_xlim(0, right)
         ax.set_ylim(low - pad, high + pad)
         ax.set_xlabel("rate R (nats)")
@@ -157,4 +242,5 @@ def plot_elbo_rate(rows: Sequence[dict], title: str, labels: Sequence[str] | Non
         ax.set_title(title)
         ax.grid(True, color="#eeeeee", linewidth=0.6, zorder=0)
         _legend(ax, rows, handles, "best")
+        _place_labels(ax, placed, rate, neg_elbo, freeze_legend=True)
     return fig

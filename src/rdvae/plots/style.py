@@ -17,7 +17,7 @@ from ..presets import COMPONENT_NAMES, UnknownFamilyError, resolve_family
 
 MARGINAL_MARKERS = {"-": "o", "v": "s", "+": "^", "mog": "D"}
 DECODER_COLOURS = {"-": "#1f77b4", "+": "#d62728", "mlp": "#2ca02c"}
-OPEN_ENCODERS = {"+"}
+OPEN_ENCODERS = {"+", "mlp-iaf"}
 FALLBACK_MARKERS = ("P", "X", "*", "h", "v", "<", ">")
 FALLBACK_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

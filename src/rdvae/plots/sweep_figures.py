@@ -34,6 +34,15 @@ def _varying(rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
     return [f for f in fields if len({repr(r.get(f)) for r in rows}) > 1]
 
 
+def _within_family(rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
+    """The fields that vary between runs of one family: a field set per family (its model
+    options, epochs, annealing) says nothing the marker does not."""
+    families: dict = {}
+    for r in rows:
+        families.setdefault(r.get("family"), []).append(r)
+    return [f for f in fields if any(len({repr(r.get(f)) for r in group}) > 1 for group in families.values())]
+
+
 def run_label(row: dict, fields: Sequence[str]) -> str:
     """`β=0.3`, `mlp-v β=0.3 seed=1`: the given fields of a run, beta etc. as paper symbols."""
     parts = []
@@ -94,7 +103,7 @@ def plot_sweep(sweep_dir: str | Path, out: str | Path | None = None, runs: Seque
         suffix = "" if len(groups) == 1 else f"-{dataset}-{split}"
         where = f"{dataset}, {split} split"
         varying = _varying(group, swept)
-        point_fields = [f for f in varying if f != "family"]
+        point_fields = _within_family(group, [f for f in varying if f != "family"])
         labels = [run_label(r, point_fields) for r in group]
         n = len(group)
         files += save_figure(plot_rd_plane(group, f"Rate-distortion plane: {where} ({n} runs)", labels),

@@ -23,7 +23,8 @@ LOCK_FILE = ".results.lock"
 # DESIGN.md's sweep-row keys, then the other figures a run's summary carries
 DESIGN_KEYS = ("rate", "distortion", "elbo", "iw_nll", "iw_samples", "mutual_info", "active_units",
                "beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params")
-EXTRA_KEYS = ("target_rate", "latent_dim", "skipped_updates", "effective_beta")
+EXTRA_KEYS = ("target_rate", "latent_dim", "skipped_updates", "effective_beta", "epochs_trained", "converged",
+              "plateau_gain", "stop_reason")
 TIMING_KEYS = ("train_seconds",)
 STATUSES = ("done", "failed")
 

@@ -18,7 +18,7 @@ from ..plugins import load_plugins
 from ..presets import check_model_options, resolve_family
 from ..registry import OBJECTIVES
 
-LR_SCHEDULES = ("constant", "paper", "cosine")
+LR_SCHEDULES = ("constant", "paper", "cosine", "plateau")
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
@@ -64,8 +64,16 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "constant"      # "paper": constant for half the epochs, then linear to 0;
+                                       # "plateau": constant until the validation objective plateaus
+                                       # (or decay_epochs before the cap), then linear to 0 over
+                                       # decay_epochs, then stop;
     #                                    "cosine": 5% linear warm-up, then cosine decay to 0
     normalized_gradients: bool = False
+    plateau_epochs: int = 0            # k: the validation objective has plateaued when its best over the
+                                       # last k epochs is less than plateau_nats below its best before
+                                       # them (epochs of KL annealing not counted); 0: no criterion
+    plateau_nats: float = 0.5          # the improvement over k epochs that still counts as progress
+    decay_epochs: int = 0              # lr_schedule "plateau": epochs of linear decay to 0 after it
     seed: int = 0
     precision: str = "fp32"
     device: str = "auto"
@@ -140,13 +148,24 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             need(integer(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed"):
+        for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed", "plateau_epochs",
+                     "decay_epochs"):
             value = getattr(self, name)
             need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
         need(self.seed <= SEED_MAX, f"seed must be at most {SEED_MAX}, got {self.seed!r}")
         need(number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
         need(self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        need(number(self.plateau_nats) and self.plateau_nats >= 0,
+             f"plateau_nats must be a number >= 0, got {self.plateau_nats!r}")
+        if self.lr_schedule == "plateau":
+            need(self.plateau_epochs >= 1, "lr_schedule 'plateau' needs plateau_epochs >= 1 (the epochs over "
+                 f"which the validation objective must stop improving), got {self.plateau_epochs!r}")
+            need(self.decay_epochs < self.epochs, f"decay_epochs ({self.decay_epochs}) must be below epochs "
+                 f"({self.epochs}), the cap that the decay must end by")
+        else:
+            need(self.decay_epochs == 0, f"decay_epochs={self.decay_epochs!r} is used only by lr_schedule "
+                 f"'plateau' (got {self.lr_schedule!r}); drop it or use that schedule")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         check_device(self.device)
         need(self.latent_dim is None or (integer(self.latent_dim) and self.latent_dim >= 1),

@@ -21,8 +21,11 @@ from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import AUTO, RECORDED_FIELDS, ConfigError, TrainConfig
 from .data import check_likelihood, dataset_for, resolve_auto_binarize, verify_recorded_data
-from .schedules import lr_factor
+from .schedules import lr_factor, plateau_factor, plateau_improvement
 
+# the plateau criterion's state (TrainConfig.plateau_epochs): the step the 'plateau' schedule's decay
+# began at, why training stops early, whether the plateau was reached, the improvement it measured
+PLATEAU_COUNTERS = {"decay_from": None, "stop_reason": None, "converged": None, "plateau_gain": None}
 STREAMED_INIT_EXAMPLES = 4096   # examples a streamed split lends to data-dependent initialisation
 READ_COUNTERS_EVERY = 10        # steps between reads of the device's skip flags and loss sums
 MAX_PENDING_SKIPS = 64          # skip flags Trainer.step keeps before counting them itself
@@ -188,7 +191,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         # everything a checkpoint needs besides weights, optimizer and RNG states
         self.counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
-                         "train_seconds": 0.0, "epoch_sums": [0.0, 0.0, 0.0], "epoch_seen": 0}
+                         "train_seconds": 0.0, "epoch_sums": [0.0, 0.0, 0.0], "epoch_seen": 0,
+                         **PLATEAU_COUNTERS}
         self.pending_skips: list[tuple[int, torch.Tensor]] = []   # (step, update taken) not yet counted
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -201,6 +205,7 @@ class Trainer:
 
     def restore(self) -> None:
         self.counters, rng = load_checkpoint(self.run, self.model, self.optimizer, self.device)
+        self.counters = {**PLATEAU_COUNTERS, **self.counters}   # checkpoints from before the criterion
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
@@ -212,6 +217,12 @@ class Trainer:
     def check_extends(self, shorter: TrainConfig) -> None:
         """Refuse to continue a run trained under `shorter` (fewer epochs) to this config's end
         if any step already taken would have had another learning rate."""
+        if "plateau" in (shorter.lr_schedule, self.config.lr_schedule):
+            raise ConfigError(
+                f"cannot extend {self.run.path} to {self.config.epochs} epochs: under lr_schedule "
+                "'plateau' the "
+                "decay depends on the validation curve, so a longer run is not this run continued; train a "
+                "new run with --out")
         done = self.counters["step"]
         before = self.steps_per_epoch * shorter.epochs
         changed = next((s for s in range(done) if lr_factor(shorter.lr_schedule, s, before)
@@ -239,7 +250,7 @@ class Trainer:
         decision on the host, once."""
         config, counters = self.config, self.counters
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], self.total_steps)
+            group["lr"] = config.lr * self.lr_factor()
         with autocast(config.precision, self.device):
             out = self.objective(self.model, x, counters["step"])
         loss = out.loss
@@ -266,6 +277,14 @@ class Trainer:
         figures = torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean(),
                                ok.to(loss.dtype)])
         return torch.where(ok, figures, 0.0)
+
+    def lr_factor(self) -> float:
+        """This step's multiple of the base learning rate."""
+        config, counters = self.config, self.counters
+        if config.lr_schedule == "plateau":
+            return plateau_factor(counters["step"], counters["decay_from"],
+                                  config.decay_epochs * self.steps_per_epoch)
+        return lr_factor(config.lr_schedule, counters["step"], self.total_steps)
 
     def count_skips(self) -> None:
         """Add the updates skipped since the last call to the counters (one read of the device) and
@@ -358,11 +377,43 @@ class Trainer:
         self.run.append_metrics({
             "epoch": counters["epoch"], "step": counters["step"], "split": config.eval_split,
             "rate": evaluation["rate"], "distortion": evaluation["distortion"],
-            "elbo": evaluation["elbo"], "train_loss": loss, "train_rate": rate,
+            "elbo": evaluation["elbo"],
+            "objective": self.objective.validation_loss(evaluation["rate"], evaluation["distortion"]),
+            "train_loss": loss, "train_rate": rate,
             "train_distortion": distortion, "skipped": counters["skipped"],
             "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": counters["train_seconds"],
         })
+        self.watch_plateau()
         self.checkpoint()
+
+    def watch_plateau(self) -> None:
+        """After an epoch: apply the plateau criterion (TrainConfig.plateau_epochs) to the validation
+        objective of the epochs after KL annealing. Under lr_schedule 'plateau' a plateau, or reaching
+        decay_epochs before the cap, starts the decay; under another schedule a plateau stops training."""
+        config, counters = self.config, self.counters
+        if config.plateau_epochs == 0 or counters["decay_from"] is not None or counters["stop_reason"]:
+            return
+        values = [m["objective"] for m in self.run.read_metrics()
+                  if m["step"] > config.kl_anneal_steps and "objective" in m]
+        gain = plateau_improvement(values, config.plateau_epochs)
+        reached = gain is not None and gain < config.plateau_nats
+        counters["plateau_gain"] = gain
+        if config.lr_schedule == "plateau":
+            if reached or counters["epoch"] >= config.epochs - config.decay_epochs:
+                counters.update(decay_from=counters["step"], converged=reached)
+                if config.decay_epochs == 0:
+                    counters["stop_reason"] = "plateau" if reached else "cap"
+        elif reached:
+            counters.update(stop_reason="plateau", converged=True)
+
+    def stopped(self) -> bool:
+        """Whether the plateau criterion has ended training before the epoch cap."""
+        counters = self.counters
+        if counters["stop_reason"]:
+            return True
+        decay_from = counters["decay_from"]
+        return decay_from is not None and (
+            counters["step"] >= decay_from + self.config.decay_epochs * self.steps_per_epoch)
 
     def fit(self) -> dict:
         config, counters = self.config, self.counters
@@ -372,7 +423,7 @@ class Trainer:
         started = time.monotonic() - counters["train_seconds"]
         try:
             with bar:
-                while counters["epoch"] < config.epochs:
+                while counters["epoch"] < config.epochs and not self.stopped():
                     self.run_epoch(bar, started)
             return self.finish()
         except TrainingDiverged as err:   # recorded, never "done"; the caller sees the error
@@ -412,12 +463,16 @@ class Trainer:
             "dataset": config.dataset,
             "split": config.final_split,
             "epochs": config.epochs,
+            "epochs_trained": counters["epoch"],
             "seed": config.seed,
             "latent_dim": self.model.latent_dim,
             "train_seconds": self.counters["train_seconds"],
             "skipped_updates": self.counters["skipped"],
             "params": self.model.num_parameters(),
         }
+        if config.plateau_epochs:
+            summary.update(converged=bool(counters["converged"]), plateau_gain=counters["plateau_gain"],
+                           stop_reason="plateau" if counters["converged"] else "cap")
         if isinstance(self.model.decoder, GaussianDecoder) and summary["beta"] is not None:
             summary["effective_beta"] = effective_beta(self.model, self.final_x, config.beta)  # 2 beta s^2
         return self.run.update_summary(**summary)

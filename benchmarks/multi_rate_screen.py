@@ -5,7 +5,7 @@ MNIST, batch 128, cosine lr, seed 0) for EPOCHS epochs, with one thing changed, 
 D + beta R on the test split at the reproduction's betas:
 
     RDVAE_DATA=/work/shared/data OMP_NUM_THREADS=1 \\
-        python docs/results/multi_rate_screen.py runs/screen/k10 --epochs 10 --gate-slope-scale 10
+        python benchmarks/multi_rate_screen.py runs/screen/k10 --epochs 10 --gate-slope-scale 10
 
 --per-batch-beta draws one beta per minibatch (the paper's Algorithm 1) instead of one per
 example; --ungated raw_variance removes the gate from the encoder's variance layer; --set passes
