@@ -130,7 +130,7 @@ def test_a_finished_run_is_evaluated_again_not_retrained_when_the_evaluation_spl
     from rdvae.experiments.broken_elbo import run_mnist
     from rdvae.rundir import RunDir
 
-    small = dict(train_examples=64, eval_examples=40, epochs=1)
+    small = dict(train_examples=64, eval_examples=40, epochs=2)
     run_mnist("smoke", tmp_path, families=["--v"], betas=[1.1], progress=False, overrides=small, shard=(0, 1))
     run_dir = next((tmp_path / "runs").iterdir())
     before = RunDir(run_dir).read_summary()
