@@ -325,7 +325,8 @@ def _kept(row: dict) -> str:
     """Class agreement of reconstructions with their inputs, and Cohen's kappa."""
     if row.get("class_agreement") is None:
         return "n/a"
-    return f"{row['class_agreement']:.0%} (κ {row['class_kappa']:.2f})"
+    kappa = claims.kappa(row["class_agreement"], row.get("class_chance"))
+    return f"{row['class_agreement']:.0%}" + ("" if kappa is None else f" (κ {kappa:.2f})")
 
 
 def runs_table(rows: list[dict]) -> str:
