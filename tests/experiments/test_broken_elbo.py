@@ -1,6 +1,7 @@
 """`rdvae repro broken-elbo --scale smoke` end to end, and the regime rule."""
 
 import csv
+import json
 
 import pytest
 
@@ -78,6 +79,9 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
     assert len(table) == 7 and {"family", "beta", "rate", "distortion", "elbo", "mutual_info", "active_units",
                                 "regime", "epochs", "converged"} <= set(table[0])
     assert all(0.0 <= float(r["class_agreement"]) <= 1.0 for r in table)
+    # measured on inputs spread through the test split (binarized MNIST's is sorted by class)
+    summary = json.loads((tmp_path / "mnist" / table[0]["run_dir"] / "summary.json").read_text())
+    assert summary["class_inputs"] == module.CLASS_INPUTS
     assert all(int(r["epochs_trained"]) <= 3 for r in table)
     table = result["claims_table"]
     assert table.count("\n") == 1 + 6 and "| claim | paper | here | holds? |" in table

@@ -31,6 +31,14 @@ def test_elbo_surgery_smoke_end_to_end(tmp_path, capsys):
                                                         else "monte carlo")
     assert (out / "table.md").read_text().count("\n") == 1 + 1 + len(rows)  # smoke: no published rows
     assert all((out / f"surgery.{ext}").stat().st_size > 0 for ext in ("png", "svg"))
+    # equal training: smoke trains N(0, I) at 2 latents again for the VampPrior's epochs, which here
+    # equal its own, and training is deterministic per seed: the same figures to the last digit
+    matched = result["matched_rows"]
+    assert [(r["marginal"], r["latent_dim"]) for r in matched] == [("gaussian", 2), ("vamp", 2)]
+    own = next(r for r in rows if (r["marginal"], r["latent_dim"]) == ("gaussian", 2))
+    assert matched[0]["run_dir"] != own["run_dir"] and matched[0]["elbo"] == own["elbo"]
+    assert matched[0]["index_code_mi"] == own["index_code_mi"]
+    assert (out / "table-matched.md").read_text().count("\n") == 2 + 2
     # a second call reuses the finished runs (resume) and measures the same figures
     assert main(["repro", "elbo-surgery", "--scale", "smoke", "--out", str(out), "--json",
                  "--no-progress"]) == 0

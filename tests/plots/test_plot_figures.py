@@ -101,6 +101,18 @@ def test_labels_and_run_selection():
     assert picked == [front[0], front[-1]]
 
 
+def test_point_labels_name_only_fields_that_vary_within_a_family():
+    from rdvae.plots.sweep_figures import _within_family
+
+    # the same model options written in another key order (a config read back with sorted keys)
+    rows = [{"family": "a", "beta": 0.1, "model": {"hidden": [8], "activation": "relu"}},
+            {"family": "a", "beta": 1.0, "model": {"activation": "relu", "hidden": [8]}},
+            {"family": "b", "beta": 1.0, "model": {"hidden": [4]}}]
+    assert _within_family(rows, ["beta", "model"]) == ["beta"]
+    rows[1]["model"] = {"activation": "relu", "hidden": [16]}
+    assert _within_family(rows, ["beta", "model"]) == ["beta", "model"]
+
+
 def test_plot_sweep_writes_every_figure(tmp_path):
     base = {"dataset": "digits", "binarize": "static", "latent_dim": 2, "model.hidden": [16],
             "model.pseudo_inputs": 10, "epochs": 1, "batch_size": 256}

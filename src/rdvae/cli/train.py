@@ -45,9 +45,8 @@ FLAG_HELP = {
     "iw_samples": "importance samples for the IW-NLL in the final summary (0: skip)",
     "beta_min": "multi-rate: lower end of the beta range",
     "beta_max": "multi-rate: upper end of the beta range",
-    "objective": "a registered objective (`rdvae list objectives`): beta, free-bits, target-rate, "
-                 "multi-rate, "
-                 "beta-tc",
+    "objective": "a registered objective (`rdvae list objectives`; its options with --set "
+                 "objective_options.NAME=VALUE)",
 }
 
 
@@ -56,6 +55,7 @@ def add_config_flags(parser, hidden: tuple[str, ...] = ()) -> None:
     from dataclasses import fields
 
     from ..device import PRECISIONS
+    from ..registry import OBJECTIVES
     from ..train import TrainConfig
     from ..train.config import LR_SCHEDULES
 
@@ -63,6 +63,9 @@ def add_config_flags(parser, hidden: tuple[str, ...] = ()) -> None:
     defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name, kind in FLAGS.items():
         default = defaults[name]
+        help_text = FLAG_HELP[name]
+        if name == "objective":   # what is registered now, built-ins and plugins alike
+            help_text += ": " + ", ".join(sorted(OBJECTIVES.names()))
         shown = "the family's" if name == "latent_dim" else (
             "from the fields set: multi-rate, target-rate, free-bits, else beta" if name == "objective"
             else json.dumps(default))
@@ -70,7 +73,7 @@ def add_config_flags(parser, hidden: tuple[str, ...] = ()) -> None:
                             metavar=name.upper(),
                             choices=choices.get(name),
                             help=argparse.SUPPRESS if name in hidden else
-                            f"{FLAG_HELP[name]} (default: {shown})")
+                            f"{help_text} (default: {shown})")
 
 
 def register(sub) -> None:

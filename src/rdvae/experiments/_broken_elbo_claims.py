@@ -128,10 +128,9 @@ def semantic_encoder_on_the_frontier(rows, h_hat):
     found = [r for r in rows if r.get("on_frontier") and r["regime"] == "semantic encoder"
              and (r.get("mutual_info") or 0) > SEMANTIC_INFORMATION
              and (r.get("class_kappa") or 0) >= KEEPS_CLASS]
-    if found:
-        best = max(found, key=lambda r: r["class_kappa"])
-        return (f"{_fmt(best)}, I_q {best['mutual_info']:.2f}, class kept {best['class_agreement']:.0%} "
-                f"(κ {best['class_kappa']:.2f}; {len(found)} such run(s))"), True
+    if found:   # lowest rate first: the paper's example is a code of a few nats
+        return "; ".join(f"{_fmt(r)}, I_q {r['mutual_info']:.2f}, class kept {r['class_agreement']:.0%} "
+                         f"(κ {r['class_kappa']:.2f})" for r in sorted(found, key=lambda r: r["rate"])), True
     semantic = [r for r in rows if r["regime"] == "semantic encoder"]
     listed = "; ".join(f"{_fmt(r)} frontier={'yes' if r.get('on_frontier') else 'no'} "
                        f"I_q={r.get('mutual_info') or 0:.2f} κ={r.get('class_kappa') or 0:.2f}"

@@ -388,9 +388,15 @@ RESULT_COLUMNS = ("family", "code", "beta", "rate", "distortion", "elbo", "mutua
                   "plateau_gain", "train_seconds", "run_dir")
 
 
+# which test images class agreement is measured on (kept in the summary with the result)
+CLASS_INPUTS = f"{claims.CLASS_EXAMPLES} evenly spaced"
+
+
 def measure_class_agreement(sweep_dir: Path, rows: list[dict], dataset: str, progress: bool = True) -> None:
     """row["class_agreement"], ["class_chance"] and ["class_kappa"] for every run (claims.class_agreement
-    on the first CLASS_EXAMPLES test images), computed once and kept in the run's summary.json."""
+    on CLASS_EXAMPLES test images spaced evenly through the split: binarized MNIST's test split is
+    stored sorted by class, so its first images are all zeros), computed once and kept in the run's
+    summary.json with the name of the input selection (a summary measured on other inputs is redone)."""
     grey = CLASSIFIER_DATA.get(dataset)
     if grey is None:
         return
@@ -398,13 +404,14 @@ def measure_class_agreement(sweep_dir: Path, rows: list[dict], dataset: str, pro
     for row in tqdm(rows, desc="class agreement", disable=not progress):
         run = RunDir(sweep_dir / row["run_dir"])
         summary = run.read_summary()
-        if summary.get("class_chance") is None:
+        if summary.get("class_chance") is None or summary.get("class_inputs") != CLASS_INPUTS:
             if classifier is None:
                 classifier, _ = feature_classifier(grey, progress=progress)
             trained = load_run(run.path, device="cpu")
-            x = trained.dataset.split("test")[:claims.CLASS_EXAMPLES]
+            x = pick_inputs(trained.dataset.split("test"), None, claims.CLASS_EXAMPLES)
             agreement, chance = claims.class_agreement(trained.model, x, classifier)
-            summary = run.update_summary(class_agreement=agreement, class_chance=chance)
+            summary = run.update_summary(class_agreement=agreement, class_chance=chance,
+                                         class_inputs=CLASS_INPUTS)
         row.update(class_agreement=summary["class_agreement"], class_chance=summary["class_chance"],
                    class_kappa=claims.kappa(summary["class_agreement"], summary["class_chance"]))
 

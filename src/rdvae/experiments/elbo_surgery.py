@@ -12,12 +12,14 @@ Bernoulli likelihood); `mlp-v` swaps in the VampPrior. Scales:
     cpu    binarized MNIST, latent 2/10/20, 15 epochs (VampPrior: 10 epochs, 100 pseudo-inputs;
            what fitted in the shared 2-core machine's time);
            q(z) over all 50 000 training points, 4000 draws of z for the outer expectation
-           (400 of them for the TC / dimension-wise split)
+           (400 of them for the TC / dimension-wise split); N(0, I) at 10 and 20 latents also
+           trained for the VampPrior's 10 epochs, for a comparison at equal training
     paper  binarized MNIST, latent 2/10/20, 300 epochs, VampPrior with 500 pseudo-inputs
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -38,12 +40,16 @@ MARGINALS = {"gaussian": "mlp", "vamp": "mlp-v"}
 MARGINAL_NAMES = {"gaussian": "N(0, I)", "vamp": "VampPrior"}
 
 SCALES = {
+    # matched: latent dims at which N(0, I) is also trained for vamp_epochs (equal training)
     "smoke": dict(dataset="digits", binarize="static", latent_dims=(2, 4), epochs=1, vamp_epochs=1,
-                  model={"hidden": [32]}, vamp={"pseudo_inputs": 10}, points=None, split_points=200),
+                  model={"hidden": [32]}, vamp={"pseudo_inputs": 10}, points=None, split_points=200,
+                  matched=(2,)),
     "cpu": dict(dataset="binarized-mnist", binarize=None, latent_dims=(2, 10, 20), epochs=15,
-                vamp_epochs=10, model={}, vamp={"pseudo_inputs": 100}, points=4000, split_points=400),
+                vamp_epochs=10, model={}, vamp={"pseudo_inputs": 100}, points=4000, split_points=400,
+                matched=(10, 20)),
     "paper": dict(dataset="binarized-mnist", binarize=None, latent_dims=(2, 10, 20), epochs=300,
-                  vamp_epochs=300, model={}, vamp={"pseudo_inputs": 500}, points=None, split_points=10000),
+                  vamp_epochs=300, model={}, vamp={"pseudo_inputs": 500}, points=None, split_points=10000,
+                  matched=()),
 }
 
 
@@ -124,7 +130,7 @@ def figure_rows(rows: list[dict], with_published: bool) -> list[dict]:
                         "index_code_mi": mi, "marginal_kl": mkl, "mi_limit": math.log(50_000)})
         for r in rows:
             if r["latent_dim"] == d:
-                out.append({**r, "label": MARGINAL_NAMES[r["marginal"]], "group": f"{d} latents"})
+                out.append({"label": MARGINAL_NAMES[r["marginal"]], **r, "group": f"{d} latents"})
     return out
 
 
@@ -146,15 +152,31 @@ def run(scale: str, out: Path, progress: bool = True) -> dict:
             if progress:
                 print(f"{MARGINAL_NAMES[marginal]}, {d} latents:\n{row['report']}", flush=True)
             rows.append(row)
+    matched = []
+    for d in s["matched"]:   # N(0, I) trained as long as the VampPrior: a comparison at equal training
+        run_dir = out / f"gaussian-d{d}-e{s['vamp_epochs']}"
+        config = dataclasses.replace(run_config(scale, "gaussian", d), epochs=s["vamp_epochs"])
+        train(config, run_dir, resume=True, progress=progress)
+        matched.append({"marginal": "gaussian", "latent_dim": d, "family": MARGINALS["gaussian"],
+                        "epochs": config.epochs, "run_dir": str(run_dir),
+                        **measure(run_dir, s["points"], s["split_points"])})
+        matched += [r for r in rows if r["marginal"] == "vamp" and r["latent_dim"] == d]
     published = s["dataset"] == "binarized-mnist"
     markdown = table(rows, with_published=published)
     (out / "table.md").write_text(markdown + "\n")
-    figures = plot_surgery(figure_rows(rows, with_published=published),
+    if matched:
+        (out / "table-matched.md").write_text(table(matched, with_published=False) + "\n")
+    extra = [{**r, "label": f"{MARGINAL_NAMES[r['marginal']]}, {r['epochs']} ep"}
+             for r in matched if r["marginal"] == "gaussian"]
+    figures = plot_surgery(figure_rows(rows + extra, with_published=published),
                            out / "surgery", title=f"ELBO surgery, {s['dataset']} training set")
     result = {"scale": scale, "rows": [{k: v for k, v in r.items() if k != "report"} for r in rows],
+              "matched_rows": [{k: v for k, v in r.items() if k != "report"} for r in matched],
               "published": {str(k): v for k, v in PUBLISHED.items()},
               "table": str(out / "table.md"), "figures": [str(p) for p in figures],
               "wall_seconds": time.monotonic() - started}
+    if matched:
+        result["matched_table"] = str(out / "table-matched.md")
     write_json(out / "results.json", result)
     print(markdown)
     return result

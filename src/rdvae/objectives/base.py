@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..data.streaming import collate_examples
 from ..errors import ConfigError, unknown_names
 from ..registry import OBJECTIVES
 
@@ -36,11 +37,15 @@ class ObjectiveError(ConfigError):
 
 @dataclass
 class StepResult:
-    """One training step's loss and the per-example figures behind it ([B] nats)."""
+    """One training step's loss and the per-example figures behind it ([B] nats). `terms`: other
+    figures of the step the objective wants logged (a scalar or [B] each, e.g. the MMD of wae-mmd);
+    the trainer records the epoch's example-weighted mean of each as `train_<name>` in metrics.jsonl
+    (names other than loss, rate and distortion)."""
 
     loss: Tensor
     rate: Tensor
     distortion: Tensor
+    terms: dict[str, Tensor] | None = None
 
 
 class Objective:
@@ -76,6 +81,21 @@ class RateDistortionObjective(Objective):
     def __call__(self, model, x: Tensor, step: int = 0) -> StepResult:
         out = model(x)
         return StepResult(self.loss(out.rate.float(), out.distortion.float(), step), out.rate, out.distortion)
+
+
+def training_head(train_x, n: int = 2) -> Tensor:
+    """The first n training examples as one batch (a tensor split, or a streamed one), for the
+    checks `prepare` makes on the model's distributions."""
+    if isinstance(train_x, Tensor):
+        return train_x[:n]
+    return collate_examples([train_x[i] for i in range(min(n, len(train_x)))])
+
+
+def choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    """`value` when it is one of `allowed`, else an ObjectiveError naming the field."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ObjectiveError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
 
 
 def number(name: str, value, low: float = 0.0, strict: bool = True) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +31,14 @@ def finished_rows(rows: Sequence[dict]) -> list[dict]:
         isinstance(r.get(k), int | float) and math.isfinite(r[k]) for k in ("rate", "distortion"))]
 
 
+def _value_key(value) -> str:
+    """A field's value as one string, options in any order the same (a model's options read back from
+    a config written with sorted keys equal the sweep's)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _varying(rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
-    return [f for f in fields if len({repr(r.get(f)) for r in rows}) > 1]
+    return [f for f in fields if len({_value_key(r.get(f)) for r in rows}) > 1]
 
 
 def _within_family(rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
@@ -40,7 +47,8 @@ def _within_family(rows: Sequence[dict], fields: Sequence[str]) -> list[str]:
     families: dict = {}
     for r in rows:
         families.setdefault(r.get("family"), []).append(r)
-    return [f for f in fields if any(len({repr(r.get(f)) for r in group}) > 1 for group in families.values())]
+    groups = families.values()
+    return [f for f in fields if any(len({_value_key(r.get(f)) for r in group}) > 1 for group in groups)]
 
 
 def run_label(row: dict, fields: Sequence[str]) -> str:

@@ -192,8 +192,9 @@ class Trainer:
         # everything a checkpoint needs besides weights, optimizer and RNG states
         self.counters = {"epoch": 0, "step": 0, "batch": 0, "skipped": 0, "consecutive_skips": 0,
                          "train_seconds": 0.0, "epoch_sums": [0.0, 0.0, 0.0], "epoch_seen": 0,
-                         **PLATEAU_COUNTERS}
+                         "epoch_terms": {}, **PLATEAU_COUNTERS}
         self.pending_skips: list[tuple[int, torch.Tensor]] = []   # (step, update taken) not yet counted
+        self.step_terms: dict[str, torch.Tensor] = {}   # the last step's StepResult.terms (batch means)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -205,7 +206,8 @@ class Trainer:
 
     def restore(self) -> None:
         self.counters, rng = load_checkpoint(self.run, self.model, self.optimizer, self.device)
-        self.counters = {**PLATEAU_COUNTERS, **self.counters}   # checkpoints from before the criterion
+        # checkpoints from before the criterion, or from before objectives' terms were logged
+        self.counters = {**PLATEAU_COUNTERS, "epoch_terms": {}, **self.counters}
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
@@ -276,6 +278,8 @@ class Trainer:
             self.count_skips()
         figures = torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean(),
                                ok.to(loss.dtype)])
+        self.step_terms = {name: torch.where(ok, value.detach().float().mean(), 0.0)
+                           for name, value in (getattr(out, "terms", None) or {}).items()}
         return torch.where(ok, figures, 0.0)
 
     def lr_factor(self) -> float:
@@ -333,17 +337,25 @@ class Trainer:
         device = self.device if self.device.type in ("cpu", "cuda") else torch.device("cpu")
         sums = torch.tensor([*counters["epoch_sums"], counters["epoch_seen"]], dtype=torch.float64,
                             device=device)
+        # the same sums of the objective's terms (StepResult.terms), by name
+        term_sums = {name: torch.tensor(value, dtype=torch.float64, device=device)
+                     for name, value in counters["epoch_terms"].items()}
 
         def read_counters() -> None:
             self.count_skips()
             *counters["epoch_sums"], seen = sums.tolist()
             counters["epoch_seen"] = int(seen)
+            if term_sums:
+                counters["epoch_terms"] = dict(zip(term_sums, torch.stack(list(term_sums.values())).tolist(),
+                                                   strict=True))
 
         last_checkpoint = time.monotonic()
         batches = self.train.batches(order, config.batch_size, start=counters["batch"])
         for b, x in zip(range(counters["batch"], self.steps_per_epoch), batches, strict=True):
             figures = self.step(self.dataset.train_transform(x, self.shuffle))
             sums += figures.to(device).double() * len(x)
+            for name, value in self.step_terms.items():
+                term_sums[name] = term_sums.get(name, 0.0) + value.to(device).double() * len(x)
             counters["step"] += 1
             counters["batch"] = b + 1
             bar.update(1)
@@ -362,12 +374,13 @@ class Trainer:
                 self.checkpoint()
                 last_checkpoint = time.monotonic()
         read_counters()
-        self.end_epoch(sums[:3] / max(counters["epoch_seen"], 1), started)
+        seen = max(counters["epoch_seen"], 1)
+        self.end_epoch(sums[:3] / seen, started, {k: v / seen for k, v in counters["epoch_terms"].items()})
 
-    def end_epoch(self, train_means: torch.Tensor, started: float) -> None:
+    def end_epoch(self, train_means: torch.Tensor, started: float, train_terms: dict | None = None) -> None:
         config, counters = self.config, self.counters
         counters.update(epoch=counters["epoch"] + 1, batch=0, epoch_sums=[0.0, 0.0, 0.0],
-                        epoch_seen=0, train_seconds=time.monotonic() - started)
+                        epoch_seen=0, epoch_terms={}, train_seconds=time.monotonic() - started)
         try:
             evaluation = evaluate_model(self.model, self.eval_x, batch_size=config.eval_batch_size,
                                         seed=config.seed, precision=config.precision, diagnostics=False)
@@ -375,6 +388,7 @@ class Trainer:
             raise TrainingDiverged(f"after epoch {counters['epoch']}: {err}; {self.kept()}") from None
         loss, rate, distortion = train_means.tolist()
         self.run.append_metrics({
+            **{f"train_{name}": value for name, value in (train_terms or {}).items()},
             "epoch": counters["epoch"], "step": counters["step"], "split": config.eval_split,
             "rate": evaluation["rate"], "distortion": evaluation["distortion"],
             "elbo": evaluation["elbo"],
