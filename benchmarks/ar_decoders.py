@@ -6,9 +6,9 @@ given sizes; such decoders drop the code, so -ELBO is the decoder's own NLL, D a
 binarized MNIST for the same CPU time, one thread, and evaluated on the first `--valid` validation
 images at fixed times. Run the candidates side by side (one process each) for equal load:
 
-    python benchmarks/ar_decoders.py --decoder made --minutes 8 --evaluations 8 &
-    python benchmarks/ar_decoders.py --decoder pixelcnn16 --minutes 8 --evaluations 8 &
-    python benchmarks/ar_decoders.py --decoder pixelcnn8 --minutes 4 --evaluations 4
+    python benchmarks/ar_decoders.py --decoder made --minutes 6 --evaluations 6 &
+    python benchmarks/ar_decoders.py --decoder pixelcnn16 --minutes 6 --evaluations 6 &
+    python benchmarks/ar_decoders.py --decoder pixelcnn8 --minutes 6 --evaluations 6
 
 Prints one markdown row per evaluation (minutes of training, steps, validation R, D, -ELBO);
 docs/results/broken-elbo.md quotes one run.

@@ -140,7 +140,8 @@ def pixelcnn_decoder(event_shape, latent_dim, pixelcnn_channels=64, pixelcnn_lev
 @register_decoder("made")
 def made_decoder(event_shape, latent_dim, decoder_hidden=MADE_DECODER_HIDDEN):
     """Autoregressive Bernoulli decoder: a MADE over the pixels with z fed to every layer
-    (components.made_decoder; the complex decoder of the mlp-coded families)."""
+    (components.made_decoder; a cheaper alternative to the PixelCNN, compared in
+    benchmarks/ar_decoders.py)."""
     return MADEDecoder(event_shape, latent_dim, tuple(decoder_hidden))
 
 

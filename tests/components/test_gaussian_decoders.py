@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from rdvae.components import GaussianDecoder, effective_beta, mlp_gaussian_decoder, soft_clip
+from rdvae.components import (
+    GaussianDecoder,
+    effective_beta,
+    mlp_gaussian_decoder,
+    reconstruction_rmse,
+    soft_clip,
+)
+from rdvae.device import seeded
 from rdvae.presets import build_model
 
 SHAPE = (1, 4, 4)
@@ -202,6 +209,25 @@ def test_effective_beta_is_two_sigma_squared_beta():
     torch.manual_seed(0)
     assert effective_beta(per_dim, x) == pytest.approx(2 * harmonic, rel=1e-5)
     assert effective_beta(build_model("mlp", SHAPE, latent_dim=3, hidden=[16]), x) is None
+
+
+def test_reconstruction_rmse_is_the_sigma_that_minimises_the_distortion():
+    x = data(30)
+    model = gaussian_vae("learned", sigma=0.5, log_sigma_min=None)
+    rmse = reconstruction_rmse(model, x)
+    model.eval()
+    with seeded(0), torch.no_grad():   # the same z draws: one per example, seed 0
+        z = model.encoder(x).sample()
+        mean = model.decoder(z).mean
+    assert rmse == pytest.approx((x - mean).square().mean().sqrt().item(), rel=1e-6)
+
+    def mean_distortion(sigma):   # D = -log d(x|z) at that sigma, the same z
+        with torch.no_grad():
+            model.decoder.raw_log_scale.fill_(math.log(sigma))
+            return -model.decoder(z).log_prob(x).mean().item()
+
+    best = mean_distortion(rmse)
+    assert best < mean_distortion(0.95 * rmse) and best < mean_distortion(1.05 * rmse)
 
 
 def test_invalid_options_are_named():

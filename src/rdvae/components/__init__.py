@@ -9,6 +9,7 @@ from .gaussian_decoders import (
     GaussianLikelihood,
     effective_beta,
     mlp_gaussian_decoder,
+    reconstruction_rmse,
     soft_clip,
 )
 from .marginals import GaussianMixtureMarginal, Marginal, StandardNormal, VampPrior
@@ -38,6 +39,7 @@ __all__ = [
     "mlp_encoder",
     "mlp_gaussian_decoder",
     "pairwise_log_prob",
+    "reconstruction_rmse",
     "simple_conv_encoder",
     "simple_deconv_decoder",
     "soft_clip",

@@ -252,6 +252,21 @@ def mlp_gaussian_decoder(event_shape, latent_dim: int, hidden=MLP_HIDDEN[::-1], 
 
 
 @torch.no_grad()
+def _decoded(model, x: Tensor, batch_size: int):
+    """(x batch, d(x|z)) for one z ~ e(z|x) per example, in eval mode and under a fixed seed (its
+    own random stream: the caller's is left untouched)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        with seeded(0, device), torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                xb = x[start:start + batch_size].to(device)
+                yield xb, model.decoder(model.encoder(xb).sample())
+    finally:
+        model.train(was_training)
+
+
 def effective_beta(model, x: Tensor, beta: float = 1.0, batch_size: int = 1000) -> float | None:
     """2 beta sigma^2: the weight on R of the equivalent objective SSE + beta_eff R, where SSE is
     the sum of squared errors (None for a decoder that is not Gaussian). A per-dimension variance
@@ -259,20 +274,23 @@ def effective_beta(model, x: Tensor, beta: float = 1.0, batch_size: int = 1000) 
     over the dimensions and over z ~ e(z|x) for the examples x (in eval mode)."""
     if not isinstance(model.decoder, GaussianDecoder):
         return None
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     precision_sum, count = 0.0, 0
-    try:
-        with seeded(0, device):  # its own random stream: the caller's is left untouched
-            for start in range(0, len(x), batch_size):
-                xb = x[start:start + batch_size].to(device)
-                variance = model.decoder(model.encoder(xb).sample()).variance
-                precision_sum += variance.reciprocal().double().sum().item()
-                count += variance.numel()
-    finally:
-        model.train(was_training)
+    for _, likelihood in _decoded(model, x, batch_size):
+        precision_sum += likelihood.variance.reciprocal().double().sum().item()
+        count += likelihood.variance.numel()
     return 2.0 * beta * count / precision_sum
+
+
+def reconstruction_rmse(model, x: Tensor, batch_size: int = 1000) -> float:
+    """sqrt(MSE) of the decoder means for z ~ e(z|x) over every entry of x (one z per example, in
+    eval mode): the optimal global sigma of this encoder and decoder on x, sigma*^2 = MSE, the
+    sigma that minimises D = SSE / (2 sigma^2) + d log sigma + const (Lin et al.; sigma-VAE). A
+    learned global sigma has converged when it is close to this value."""
+    squared, count = 0.0, 0
+    for xb, likelihood in _decoded(model, x, batch_size):
+        squared += (xb - likelihood.mean).double().square().sum().item()
+        count += xb.numel()
+    return math.sqrt(squared / count)
 
 
 GAUSSIAN_DECODER_OPTIONS = ("variance", "sigma", "log_sigma_min", "variance_warmup_steps",

@@ -9,8 +9,9 @@ map of z, as in the conditional MADEs of IAF and of the VLAE (Chen et al. 2017):
 
 so l_i sees z and the pixels before i and nothing else. log d(x|z) is one pass of a few dense
 matrix products (no convolutions), which is why it trains many times faster than a PixelCNN on a
-CPU; sampling is one pass per pixel. Used by the broken-elbo `cpu` scale as the complex (+)
-decoder; benchmarks/family_steps.py --decoders measures it against a narrow PixelCNN.
+CPU; sampling is one pass per pixel. benchmarks/ar_decoders.py measures it against narrow
+PixelCNNs at equal CPU time (the PixelCNN reached the lower NLL, so the broken-elbo `cpu` scale
+uses that; docs/results/broken-elbo.md).
 """
 
 from __future__ import annotations
