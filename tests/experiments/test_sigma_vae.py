@@ -11,8 +11,8 @@ def test_sigma_vae_smoke(tmp_path, monkeypatch):
     assert reproductions()["sigma-vae"] is sigma_vae
     result = sigma_vae.run("smoke", tmp_path / "out", progress=False)
     rows = {row["model"]: row for row in result["datasets"]["digits"]["rows"]}
-    assert set(rows) == {"gauss-sigma1", "beta-vae-0.1", "learned-sigma", "optimal-sigma", "per-pixel-warmup",
-                         "per-pixel", "bernoulli"}
+    assert set(rows) == {"gauss-sigma1", "beta-vae-0.1", "dip-vae-i", "dip-vae-ii", "wae", "learned-sigma",
+                         "optimal-sigma", "per-pixel-warmup", "per-pixel", "bernoulli"}
     for name, row in rows.items():
         assert row["status"] == "done", row
         for key in ("rate", "distortion", "elbo", "fid_prior", "fid_aggregate"):
@@ -28,3 +28,11 @@ def test_sigma_vae_smoke(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "digits" / "samples.png").exists()
     assert (tmp_path / "out" / "results.json").exists()
     assert 0 < result["datasets"]["digits"]["classifier"]["test_accuracy"] <= 1
+    # the model's optimal sigma is its reconstruction RMSE; a global sigma is compared with it
+    for name in ("optimal-sigma", "learned-sigma", "gauss-sigma1"):
+        assert rows[name]["sigma_ratio"] == pytest.approx(rows[name]["sigma"] / rows[name]["optimal_sigma"])
+    assert rows["gauss-sigma1"]["calibrated"] is False        # sigma = 1 is far from any image RMSE
+    claims = result["datasets"]["digits"]["claims"]
+    assert len(claims) == 13 and {c["holds"] for c in claims} <= {"yes", "no"}
+    table = (tmp_path / "out" / "digits" / "results.md").read_text()
+    assert "| claim | paper | here | holds? |" in table and "dip-vae-ii" in table
