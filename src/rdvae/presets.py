@@ -27,6 +27,9 @@ from .components import (
     simple_deconv_decoder,
 )
 from .components.bagofwords import BagOfWordsDecoder, BagOfWordsTrunk
+from .components.dcgan import NDF, NGF, PAPER_SIGMA
+from .components.dcgan import dcgan_decoder as _dcgan_decoder
+from .components.dcgan import dcgan_encoder as _dcgan_encoder
 from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
 from .components.gaussian_decoders import mlp_gaussian_decoder
@@ -102,6 +105,13 @@ def vocabulary_size(event_shape) -> int:
     return event_shape[0]
 
 
+@register_encoder("dcgan")
+def dcgan_encoder(event_shape, latent_dim, ndf=NDF):
+    """The DCGAN discriminator's conv stack (LeakyReLU 0.2, BatchNorm) with a Gaussian head
+    (components.dcgan; square images of side 16, 32, 64, ...)."""
+    return _dcgan_encoder(event_shape, latent_dim, ndf)
+
+
 # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
 @register_encoder("bow-counts")
 def bow_counts_encoder(event_shape, latent_dim):
@@ -166,6 +176,13 @@ def gaussian_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu
     return mlp_gaussian_decoder(event_shape, latent_dim, tuple(reversed(hidden)), activation, variance,
                                 sigma, log_sigma_min, variance_warmup_steps, variance_ramp_steps,
                                 warmup_variance, stop_gradient)
+
+
+@register_decoder("dcgan")
+def dcgan_decoder(event_shape, latent_dim, ngf=NGF, sigma=PAPER_SIGMA):
+    """A DCGAN generator as a Gaussian decoder N(g(z), sigma^2 I), sigma fixed in [0, 1] units (the
+    default 0.025 is the paper's 0.05 on the generator's [-1, 1] scale; components.dcgan)."""
+    return _dcgan_decoder(event_shape, latent_dim, ngf, sigma)
 
 
 # ------------------------------------------------------------------------------------ marginals
@@ -255,6 +272,9 @@ register_family("mlp-mog", "mlp", "mlp", "mog", 32, "MLP encoder and decoder, le
 register_family("mlp-gauss", "mlp", "mlp-gauss", "-", 32,
                 "MLP encoder, Gaussian MLP decoder for grey levels and real values (model option variance: "
                 "fixed, learned, optimal or per-dimension), N(0, I) marginal")
+register_family("dcgan", "dcgan", "dcgan", "-", 100,
+                "DCGAN generator as a Gaussian decoder (fixed sigma), the discriminator's conv stack as the "
+                "encoder, N(0, I) marginal (the GAN-as-decoder experiment; images of side 16, 32, 64, ...)")
 register_family("mr-mlp", "mlp", "mlp", "-", 32, "multi-rate VAE: the mlp family, its layers gated by beta",
                 model="multi-rate")
 register_family("mr-conv", "-", "-", "-", 64,

@@ -96,3 +96,14 @@ def test_unknown_binarize_lists_choices():
 def test_binarize_rejected_for_binary_and_count_data(name, reason):
     with pytest.raises(DataError, match=reason):
         load_dataset(name, binarize="static")
+
+
+def test_padding_adds_zero_borders_and_keeps_the_images():
+    plain, padded = load_dataset("digits"), load_dataset("digits", pad=4)
+    assert padded.event_shape == (1, 16, 16) and padded.train.shape[1:] == (1, 16, 16)
+    assert torch.equal(padded.test[:, :, 4:12, 4:12], plain.test)
+    border = padded.train.clone()
+    border[:, :, 4:12, 4:12] = 0
+    assert border.abs().max() == 0
+    with pytest.raises(DataError, match="pad must be an integer >= 0"):
+        load_dataset("digits", pad=-1)

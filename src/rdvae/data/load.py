@@ -25,6 +25,7 @@ def load_spec_dataset(
     binarize: str | None = None,
     download: bool = True,
     seed: int = 0,
+    pad: int = 0,
 ) -> Dataset:
     """Load one of rdvae's own datasets (a DatasetSpec) as in-memory float32 tensors.
 
@@ -32,8 +33,13 @@ def load_spec_dataset(
     binarize: None, "static", "dynamic" or "threshold", for grey-level image sets only.
     download: fetch missing files from their mirrors ($RDVAE_OFFLINE=1 forbids it).
     seed: the random stream of static binarization (and of valid/test under "dynamic").
+    pad: zero pixels added on each side of every image (after binarization), e.g. 2 for 32 x 32 MNIST.
     """
     spec = get_spec(name)
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise DataError(f"pad must be an integer >= 0 (zero pixels on each side of an image), got {pad!r}")
+    if pad and spec.kind == "bow":
+        raise DataError(f"{spec.name} holds word counts, which cannot be padded; use pad=0")
     binarize = check_binarize(binarize)
     if binarize is not None and spec.natively_binary:
         raise DataError(
@@ -51,7 +57,7 @@ def load_spec_dataset(
         arrays = cache.cached(spec, base, paths, partial(_verified_parse, spec, paths))
     if spec.kind == "bow":
         return _bow_dataset(spec, arrays)
-    return _image_dataset(spec, arrays, binarize, seed)
+    return _image_dataset(spec, arrays, binarize, seed, pad)
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -141,13 +147,17 @@ def verify_file(spec: DatasetSpec, file: FileSpec, path: Path) -> None:
 # ----------------------------------------------------------------------------- assembling
 
 
-def _image_dataset(spec: DatasetSpec, arrays: Arrays, binarize: str | None, seed: int) -> Dataset:
+def _image_dataset(spec: DatasetSpec, arrays: Arrays, binarize: str | None, seed: int,
+                   pad: int = 0) -> Dataset:
     event_shape = (1, *spec.image_shape)
     tensors = {}
     for split in SPLITS:
         x = torch.from_numpy(np.ascontiguousarray(arrays[f"x_{split}"])).to(torch.float32)
         x = x.div_(SCALE[spec.kind]).reshape(-1, *event_shape)
-        tensors[split] = binarize_split(x, binarize, split, seed)
+        x = binarize_split(x, binarize, split, seed)
+        tensors[split] = torch.nn.functional.pad(x, (pad,) * 4) if pad else x
+    if pad:
+        event_shape = (1, *(side + 2 * pad for side in spec.image_shape))
     labels = {s: _labels(arrays.get(f"y_{s}")) for s in SPLITS}
     binary = spec.natively_binary or binarize is not None
     return Dataset(

@@ -84,26 +84,31 @@ def default_cache_folder() -> Path:
 
 
 def feature_classifier(dataset: str, cache_folder: str | Path | None = None, epochs: int = 2, seed: int = 0,
-                       progress: bool = True, data_root: str | None = None) -> tuple[FeatureClassifier, dict]:
-    """The cached classifier of `dataset` (grey levels), trained on its training split on first
-    use. Returns the network (eval mode) and its metadata: dataset, architecture, epochs, seed,
-    test_accuracy (on the dataset's test split)."""
+                       progress: bool = True, data_root: str | None = None,
+                       data_options: dict | None = None) -> tuple[FeatureClassifier, dict]:
+    """The cached classifier of `dataset` (grey levels; loaded with the loader's `data_options`, e.g.
+    {"pad": 2}), trained on its training split on first use. Returns the network (eval mode) and its
+    metadata: dataset, data options, architecture, epochs, seed, test_accuracy (on the test split)."""
     folder = Path(cache_folder) if cache_folder is not None else default_cache_folder()
-    path = folder / f"classifier-{dataset}-{ARCHITECTURE}-e{epochs}-s{seed}.safetensors"
-    ds = load_dataset(dataset, root=data_root)
+    options = dict(sorted((data_options or {}).items()))
+    tag = "".join(f"-{k}{v}" for k, v in options.items() if k != "root")
+    path = folder / f"classifier-{dataset}{tag}-{ARCHITECTURE}-e{epochs}-s{seed}.safetensors"
+    ds = load_dataset(dataset, **({"root": data_root} if data_root is not None else {}), **options)
     if ds.labels.get("train") is None or ds.labels.get("test") is None or len(ds.event_shape) != 3:
         raise ValueError(f"the FID classifier needs labelled images; {dataset} has none. Use the grey-level "
                          "dataset the model was trained on (e.g. mnist for binarized MNIST) or pass your "
                          "own feature network")
-    classes = int(ds.labels["train"].max()) + 1
-    if path.exists():
-        tensors, meta = load_tensors(path)
-        net = FeatureClassifier(ds.event_shape, classes)
-        net.load_state_dict(tensors)
-        return net.eval(), meta
-    net = train_classifier(ds.train, ds.labels["train"], epochs=epochs, seed=seed, progress=progress)
-    meta = {"dataset": dataset, "architecture": ARCHITECTURE, "epochs": epochs, "seed": seed,
-            "feature_dim": FEATURES, "test_accuracy": accuracy(net, ds.test, ds.labels["test"])}
-    folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(path, dict(net.state_dict()), meta)
-    return net, meta
+    if not path.exists():
+        net = train_classifier(ds.train, ds.labels["train"], epochs=epochs, seed=seed, progress=progress)
+        meta = {"dataset": dataset, "data_options": options, "architecture": ARCHITECTURE, "epochs": epochs,
+                "seed": seed, "feature_dim": FEATURES,
+                "test_accuracy": accuracy(net, ds.test, ds.labels["test"])}
+        folder.mkdir(parents=True, exist_ok=True)
+        save_tensors(path, dict(net.state_dict()), meta)
+    # always the network as read from the file: features are then the same to the last bit whether the
+    # classifier was trained in this call or an earlier one (a freshly trained module's tensors can take
+    # other kernels), which resumed runs rely on
+    tensors, meta = load_tensors(path)
+    net = FeatureClassifier(ds.event_shape, int(ds.labels["train"].max()) + 1)
+    net.load_state_dict(tensors)
+    return net.eval(), meta

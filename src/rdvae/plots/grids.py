@@ -113,3 +113,13 @@ def _figure(blocks, title: str, rows: int, ylabel: str, group: int = 1) -> Figur
         _block_axes(fig, blocks, ylabel, group)
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def image_columns(columns: Sequence[tuple[str, torch.Tensor]], title: str, ylabel: str = "") -> Figure:
+    """Images side by side: one column per (name, images [N, C, H, W] in [0, 1]), all with the same N,
+    so that row i shows example i in every column (e.g. ground truth beside its reconstructions)."""
+    if not columns or len({len(x) for _, x in columns}) != 1:
+        raise ValueError("image_columns needs at least one column, every column with the same number of "
+                         "images")
+    blocks = [("", [_images(x) for _, x in columns], [name for name, _ in columns])]
+    return _figure(blocks, title, rows=len(columns[0][1]), ylabel=ylabel)

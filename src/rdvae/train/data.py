@@ -58,15 +58,21 @@ def verify_recorded_data(config: TrainConfig) -> None:
 @torch.no_grad()
 def support_fits(model, x: torch.Tensor) -> bool | None:
     """Whether every example of x lies in the support of the decoder's distribution (None: the
-    distribution declares no support)."""
+    distribution declares no support). The probe runs in eval mode without gradients, so that it leaves
+    no trace in the model (BatchNorm running statistics, step counters)."""
     latent_dim = getattr(model.marginal, "latent_dim", None)
     if latent_dim is None or len(x) == 0:
         return None
+    was_training = model.decoder.training
+    model.decoder.eval()
     try:
-        dist = model.decoder(torch.zeros(1, latent_dim, device=x.device))
+        with torch.no_grad():
+            dist = model.decoder(torch.zeros(1, latent_dim, device=x.device))
         inside = dist.support.check(x)
     except Exception:  # noqa: BLE001 - a distribution without a declared support is not checked
         return None
+    finally:
+        model.decoder.train(was_training)
     return bool(inside.all())
 
 
