@@ -55,3 +55,31 @@ def test_repro_options_are_checked(tmp_path, capsys):
     assert main(["repro", "elbo-surgery", "--scale", "smoke", "--dataset", "mnist",
                  "--out", str(tmp_path / "r")]) == 2
     assert "--dataset does not apply" in capsys.readouterr().err
+
+
+def test_a_folder_of_unlabelled_images_needs_a_feature_network(tmp_path):
+    """The own-data path of the paper scale: a folder of images, resized to the scale's side; FID then
+    needs a TorchScript network (a stand-in here), the classifier needing labels."""
+    from PIL import Image
+
+    from rdvae.train.adversarial import GANConfig, fid_features
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(40):
+        pixels = (torch.rand(20, 20, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    assert gan_decoder.data_options(str(folder), gan_decoder.SCALES["smoke"]) == {"resize": [16, 16]}
+    config = GANConfig(dataset=str(folder), data={"resize": [16, 16]})
+    with pytest.raises(ValueError, match="needs labelled images.*TorchScript Inception"):
+        fid_features(config)
+
+    class Mean(torch.nn.Module):
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)
+
+    path = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(Mean()), str(path))
+    net, info = fid_features(GANConfig(dataset=str(folder), data={"resize": [16, 16]}, inception=str(path)))
+    assert info["features"].startswith("TorchScript") and net.features(torch.rand(3, 3, 16, 16)).shape == (3, 2)

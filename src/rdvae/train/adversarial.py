@@ -58,6 +58,7 @@ class GANConfig:
     fid_split: str = "valid"        # the held-out images they are compared with
     collapse_tolerance: float = 0.05   # an FID more than this fraction above the previous epoch's stops
     classifier_epochs: int = 2      # of the FID feature classifier (rdvae.fid.feature_classifier)
+    inception: str | None = None    # a TorchScript feature network for the FID instead (rdvae.fid.inception)
     kind: str = KIND
 
     def validated(self) -> GANConfig:
@@ -81,6 +82,9 @@ class GANConfig:
                 raise ConfigError(f"{name} must be a number in [{low}, {high}){extra}, got {value!r}")
         if self.fid_split not in ("train", "valid", "test"):
             raise ConfigError(f"fid_split must be train, valid or test, got {self.fid_split!r}")
+        if self.inception is not None and not Path(self.inception).is_file():
+            raise ConfigError(f"inception: no TorchScript feature network at {self.inception!r}; give the file "
+                              "(rdvae downloads no weights) or null for rdvae's classifier features")
         if not isinstance(self.data, dict):
             raise ConfigError(f"data must be a mapping of the loader's options, got {self.data!r}")
         if self.kind != KIND:
@@ -128,6 +132,22 @@ def load_gan(path: str | Path, device: str = "cpu") -> tuple[GAN, GANConfig]:
     return gan.to(device).eval(), config
 
 
+def fid_features(config: GANConfig, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The FID feature network of a GAN run and a description of it: the TorchScript network given, or
+    rdvae's classifier of the dataset (which needs labelled images)."""
+    from ..fid import TorchScriptFeatures, feature_classifier
+
+    if config.inception is not None:
+        return TorchScriptFeatures(config.inception), {"features": f"TorchScript {config.inception}"}
+    try:
+        net, meta = feature_classifier(config.dataset, epochs=config.classifier_epochs, progress=progress,
+                                       data_options=config.data)
+    except ValueError as err:   # unlabelled images (e.g. CelebA): no classifier to train
+        raise ConfigError(f"{err}; for unlabelled images give a TorchScript Inception network "
+                          "(GANConfig.inception, rdvae repro --inception FILE)") from None
+    return net, {"features": "rdvae classifier", **meta}
+
+
 @torch.no_grad()
 def generate(generator, n: int, seed: int, batch_size: int = 500) -> torch.Tensor:
     """n images g(z), z ~ N(0, I) under `seed`, the generator in eval mode (its BatchNorm running
@@ -145,7 +165,7 @@ def generate(generator, n: int, seed: int, batch_size: int = 500) -> torch.Tenso
 
 class GANTrainer:
     def __init__(self, config: GANConfig, run: RunDir, progress: bool = True):
-        from ..fid import feature_classifier, image_statistics
+        from ..fid import image_statistics
 
         self.config, self.run, self.progress = config, run, progress
         self.device = resolve_device(config.device)
@@ -159,8 +179,7 @@ class GANTrainer:
                                            {"params": list(d.parameters()), "name": "discriminator"}],
                                           lr=config.lr, betas=(config.adam_beta1, config.adam_beta2))
         self.train_x = ds.train.to(self.device)
-        self.features, self.classifier = feature_classifier(
-            config.dataset, epochs=config.classifier_epochs, progress=progress, data_options=config.data)
+        self.features, self.classifier = fid_features(config, progress)
         self.reference = image_statistics(self.features, ds.split(config.fid_split))
         self.shuffle = torch.Generator().manual_seed(config.seed + 1)
         self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
