@@ -82,4 +82,5 @@ def test_a_folder_of_unlabelled_images_needs_a_feature_network(tmp_path):
     path = tmp_path / "features.pt"
     torch.jit.save(torch.jit.script(Mean()), str(path))
     net, info = fid_features(GANConfig(dataset=str(folder), data={"resize": [16, 16]}, inception=str(path)))
-    assert info["features"].startswith("TorchScript") and net.features(torch.rand(3, 3, 16, 16)).shape == (3, 2)
+    assert info["features"].startswith("TorchScript")
+    assert net.features(torch.rand(3, 3, 16, 16)).shape == (3, 2)

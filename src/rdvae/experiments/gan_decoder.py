@@ -54,10 +54,10 @@ import torch
 
 from ..components.dcgan import PAPER_SIGMA
 from ..data import load_dataset
+from ..data.registry import is_path
 from ..device import seeded, set_threads
 from ..errors import ConfigError
 from ..evaluate import evaluate_model
-from ..data.registry import is_path
 from ..fid import frechet_distance_of_images, image_statistics
 from ..plots import image_columns, save_figure
 from ..presets import build_model

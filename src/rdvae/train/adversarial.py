@@ -83,8 +83,8 @@ class GANConfig:
         if self.fid_split not in ("train", "valid", "test"):
             raise ConfigError(f"fid_split must be train, valid or test, got {self.fid_split!r}")
         if self.inception is not None and not Path(self.inception).is_file():
-            raise ConfigError(f"inception: no TorchScript feature network at {self.inception!r}; give the file "
-                              "(rdvae downloads no weights) or null for rdvae's classifier features")
+            raise ConfigError(f"inception: no TorchScript feature network at {self.inception!r}; give the "
+                              "file (rdvae downloads no weights) or null for rdvae's classifier features")
         if not isinstance(self.data, dict):
             raise ConfigError(f"data must be a mapping of the loader's options, got {self.data!r}")
         if self.kind != KIND:
