@@ -6,6 +6,9 @@ import math
 
 from .options import add_common, non_negative_int, positive_float, positive_int, seed_int
 
+AIS_CPU_EXAMPLES = 100   # --ais on a CPU without --examples: a random subset of this many
+AIS_LEAPFROG = 5         # rdvae.evaluate.ais.LEAPFROG, written here so that `rdvae --help` imports no torch
+
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run (R, D, ELBO, IW-NLL, MI, active units)")
@@ -37,35 +40,59 @@ def register(sub) -> None:
     p.add_argument("--surgery-split-points", type=non_negative_int, default=5000, metavar="M",
                    help="draws used for the total correlation / dimension-wise split, which costs "
                         "N x d per draw (default 5000; 0: skip the split)")
+    ais = p.add_argument_group(
+        "annealed importance sampling",
+        "AIS log-likelihood (Wu et al. 2017) with HMC moves over a sigmoid schedule of betas, step sizes "
+        "tuned per chain in a pilot over a quarter of the steps (rdvae.evaluate.ais). Cost: about "
+        "1.25 x STEPS x leapfrog decoder gradient evaluations per chain and example; on a CPU the "
+        f"default is a random subset of {AIS_CPU_EXAMPLES} examples (--examples to change it).")
+    ais.add_argument("--ais", dest="ais_steps", type=non_negative_int, default=0, metavar="STEPS",
+                     help="annealing steps for the AIS negative log-likelihood, reported with its standard "
+                          "error beside the IW-NLL (default: 0, skip; 1000-5000 on MNIST)")
+    ais.add_argument("--ais-chains", type=positive_int, default=16, metavar="C",
+                     help="AIS chains per example (default: 16)")
+    ais.add_argument("--ais-leapfrog", type=positive_int, default=AIS_LEAPFROG, metavar="L",
+                     help=f"leapfrog steps per HMC move (default: {AIS_LEAPFROG})")
+    ais.add_argument("--bdmc", action="store_true",
+                     help="also bidirectional Monte Carlo (Grosse et al. 2015) with the same settings on "
+                          "data simulated from the model: a lower and an upper bound on log p(x) and their "
+                          "gap, which bounds the AIS error on such data")
+    ais.add_argument("--bdmc-examples", type=positive_int, default=10, metavar="N",
+                     help="examples simulated for --bdmc (default: 10)")
     add_common(p, out=False)
     p.set_defaults(handler=run)
 
 
 def run(args) -> dict:
-    import torch
-
     from ..evaluate import evaluate_model, format_report
     from ..rundir import write_json
     from ..train import load_run
+    from . import UserError
 
+    if args.bdmc and not args.ais_steps:
+        raise UserError("--bdmc needs --ais STEPS: the annealing steps of both directions (e.g. --ais 1000)")
     trained = load_run(args.run_dir, device=args.device)
     config = trained.config
     split = args.split or config.final_split
     x = trained.dataset.split(split)
     subset = None
+    if args.ais_steps and args.examples is None and next(trained.model.parameters()).device.type == "cpu":
+        args.examples = AIS_CPU_EXAMPLES
     if args.examples is not None and args.examples < len(x):
-        # a seeded random subset: a split's first rows need not be typical (static binarized MNIST's
-        # test file is ordered)
-        picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(args.seed))[:args.examples]
-        x = x[picked.sort().values.to(x.device)]
-        total = len(trained.dataset.split(split))
-        subset = f"a random subset of {args.examples} of {total} examples (seed {args.seed})"
+        x, subset = random_subset(x, args.examples, args.seed)
         print(f"evaluating {subset}")
     if args.betas is not None:
         return run_betas(args, trained, x, split)
-    result = evaluate_model(trained.model, x, iw_samples=args.iw_samples,
-                            batch_size=args.batch_size, seed=args.seed,
-                            precision=args.precision or config.precision, progress=args.progress)
+    ais_options = {"leapfrog": args.ais_leapfrog}
+    try:
+        result = evaluate_model(trained.model, x, iw_samples=args.iw_samples,
+                                batch_size=args.batch_size, seed=args.seed,
+                                precision=args.precision or config.precision, progress=args.progress,
+                                ais_steps=args.ais_steps, ais_chains=args.ais_chains, ais_options=ais_options)
+        if args.bdmc:
+            result.update(run_bdmc(args, trained.model, ais_options))
+    except ValueError as err:     # e.g. AIS refusing discrete latents
+        raise UserError(f"{err} (rdvae eval --ais)") from None
     result["split"] = split
     if subset:
         result["subset"] = subset
@@ -91,6 +118,26 @@ def run(args) -> dict:
         print(format_surgery(surgery))
     return result
 
+
+def random_subset(x, n: int, seed: int):
+    """n examples of x drawn with `seed`, in their order in x, and a phrase saying so. (A split's
+    first rows need not be typical: static binarized MNIST's test file is ordered.)"""
+    import torch
+
+    picked = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[picked.sort().values.to(x.device)], f"a random subset of {n} of {len(x)} examples (seed {seed})"
+
+
+def run_bdmc(args, model, ais_options: dict) -> dict:
+    """BDMC figures as bdmc_* keys."""
+    from ..evaluate.ais import bdmc
+
+    found = bdmc(model, args.ais_steps, examples=args.bdmc_examples, chains=args.ais_chains, seed=args.seed,
+                 progress=args.progress, **ais_options)
+    keys = {"lower": "lower_mean", "upper": "upper_mean", "gap": "gap", "gap_se": "gap_se", "steps": "steps",
+            "chains": "chains", "examples": "examples", "gradient_evaluations": "gradient_evaluations",
+            "seconds": "seconds"}
+    return {f"bdmc_{key}": found[source] for key, source in keys.items()}
 
 
 def run_betas(args, trained, x, split: str) -> dict:

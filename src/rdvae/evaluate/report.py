@@ -12,6 +12,7 @@ from ..errors import EvaluationError
 from ..model import bits_per_dim
 from ..protocols import LatentVariableModel, conditioned
 from .active_units import active_units
+from .ais import ais_log_likelihood
 from .batching import mean_and_stderr, model_device
 from .likelihood import iw_log_likelihood
 from .mutual_information import mutual_information
@@ -24,13 +25,17 @@ def _stderr(values: Tensor) -> float:
 
 def evaluate_model(model: LatentVariableModel, x: Tensor, iw_samples: int = 0, batch_size: int = 1000,
                    seed: int = 0, precision: str = "fp32", progress: bool = False,
-                   diagnostics: bool = True, beta: float | None = None) -> dict:
+                   diagnostics: bool = True, beta: float | None = None, ais_steps: int = 0,
+                   ais_chains: int = 16, ais_options: dict | None = None) -> dict:
     """Rate, distortion, ELBO (means over x, nats) with standard errors; with `diagnostics`,
     active units and I_q(x; z); with iw_samples = k > 0, the k-sample IW negative
     log-likelihood. Reported beside them: the bound I_q <= R (mi_upper) and, with the IW-NLL, H_hat - D,
     the lower bound H - D <= I with the data entropy H replaced by the IW-NLL (h_hat), an estimate and
     not a bound (h_hat_minus_d). `beta` evaluates a beta-conditioned
-    model conditioned on that beta (and records it)."""
+    model conditioned on that beta (and records it). With ais_steps > 0, the AIS negative
+    log-likelihood (evaluate.ais, `ais_chains` chains, `ais_options` for `anneal`; always fp32) with its
+    cost, and beside the IW-NLL their paired difference ais_minus_iw (mean over the same examples)
+    with its standard error."""
     bad = int((~torch.isfinite(x)).sum())
     if bad:
         raise EvaluationError(f"the data to evaluate holds {bad} non-finite values (NaN or infinity)")
@@ -73,6 +78,13 @@ def evaluate_model(model: LatentVariableModel, x: Tensor, iw_samples: int = 0, b
                           iw_samples=iw_samples)
             result.update(h_hat=result["iw_nll"], h_hat_source=f"IW-NLL (k={iw_samples})",
                           h_hat_minus_d=result["iw_nll"] - result["distortion"])
+        if ais_steps > 0:
+            ais = ais_log_likelihood(model, x, ais_steps, ais_chains, seed=seed, progress=progress,
+                                     **(ais_options or {}))
+            result.update({k: v for k, v in ais.items() if k != "log_px"})
+            if iw_samples > 0:
+                difference = log_px.double() - ais["log_px"].double()     # AIS NLL - IW NLL per example
+                result["ais_minus_iw"], result["ais_minus_iw_se"] = mean_and_stderr(difference)
     if beta is not None:
         result["beta"] = beta
     return result
@@ -97,6 +109,18 @@ def format_report(result: dict, dims: int | None = None) -> str:
     row("ELBO (nats)", "elbo", "elbo_se")
     if "iw_nll" in result:
         row(f"IW-NLL, k={result['iw_samples']} (nats)", "iw_nll", "iw_nll_se")
+    if "ais_nll" in result:
+        row(f"AIS NLL, {result['ais_steps']} steps (nats)", "ais_nll", "ais_nll_se")
+        lines.append(f"  {'  (cost)':<28}{result['ais_chains']} chains x {result['ais_leapfrog']} leapfrog, "
+                     f"{result['ais_gradient_evaluations']:.3g} decoder gradients, "
+                     f"{result['ais_seconds']:.0f} s, acceptance {result['ais_acceptance']:.2f}")
+    if "ais_minus_iw" in result:
+        row("AIS NLL - IW-NLL (paired)", "ais_minus_iw", "ais_minus_iw_se")
+    if "bdmc_gap" in result:
+        lines.append(f"  {'BDMC on simulated data':<28}{result['bdmc_lower']:10.3f} <= log p(x) <= "
+                     f"{result['bdmc_upper']:.3f}, gap {result['bdmc_gap']:.3f} ± "
+                     f"{result['bdmc_gap_se']:.3f} ({result['bdmc_examples']} examples, "
+                     f"{result['bdmc_steps']} steps)")
     row("I_q(x;z) over N examples", "mutual_info", "mutual_info_se")
     if "mutual_info_limit" in result:
         lines.append(f"  {'  (at most log N)':<28}{result['mutual_info_limit']:10.3f}")

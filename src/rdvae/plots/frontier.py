@@ -55,10 +55,11 @@ def convex_hull_frontier(rate: Sequence[float], distortion: Sequence[float]) -> 
 
 def entropy_upper_bound(rows: Sequence[dict]) -> float:
     """H_hat: the smallest upper bound on H among the runs, min over runs of -ELBO and, where
-    computed, the IW negative log-likelihood (nats)."""
+    computed, the IW and AIS negative log-likelihoods (nats)."""
     bounds = []
     for row in rows:
-        for value in (None if row.get("elbo") is None else -row["elbo"], row.get("iw_nll")):
+        elbo = row.get("elbo")
+        for value in (None if elbo is None else -elbo, row.get("iw_nll"), row.get("ais_nll")):
             if value is not None and math.isfinite(value):
                 bounds.append(value)
     if not bounds:

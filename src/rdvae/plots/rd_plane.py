@@ -175,10 +175,29 @@ def _legend(ax, rows, extra_handles, loc: str) -> None:
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, **style)
 
 
-def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None = None) -> Figure:
+CURVE_STYLES = ("-", "--", ":", "-.")   # the curves of one family, in turn
+
+
+def _curves(ax, curves: Sequence[dict]) -> list:
+    """Each curve ({"rate", "distortion", "family", "label"}: e.g. a decoder's AIS rate-distortion curve)
+    as a line in its family's colour, the curves of one family told apart by line style."""
+    lines, seen = [], {}
+    for curve in curves:
+        turn = seen.setdefault(curve["family"], 0)
+        seen[curve["family"]] += 1
+        (line,) = ax.plot(curve["rate"], curve["distortion"], color=family_style(curve["family"]).colour,
+                          linestyle=CURVE_STYLES[turn % len(CURVE_STYLES)], linewidth=1.4, zorder=3,
+                          label=curve["label"])
+        lines.append(line)
+    return lines
+
+
+def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None = None,
+                  curves: Sequence[dict] = ()) -> Figure:
     """Fig. 3a: one marker per run at (R, D); the line D = H_hat - R from (0, H_hat) to
     (H_hat, 0) with the infeasible region below it shaded; the stepwise Pareto frontier; the
-    convex hull of the runs."""
+    convex hull of the runs; `curves` (dicts with rate, distortion, family and label), drawn as lines
+    in the view the runs set."""
     rate, distortion = _rd(rows)
     h_hat = entropy_upper_bound(rows)
     top = 1.05 * max(h_hat, rate.max(), distortion.max())
@@ -198,6 +217,7 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         (c_line,) = ax.plot(rate[hull], distortion[hull], color=HULL_COLOUR, linewidth=1.6, zorder=3,
                             linestyle=(0, (4, 2)), label="convex hull")
         _trajectories(ax, rows, rate, distortion)
+        curve_lines = _curves(ax, curves)
         placed = _markers(ax, rows, rate, distortion, labels)
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
@@ -206,7 +226,7 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         ax.set_ylabel("distortion D (nats)")
         ax.set_title(title)
         ax.grid(True, color="#eeeeee", linewidth=0.6, zorder=0)
-        _legend(ax, rows, [h_line, f_line, c_line], "upper right")
+        _legend(ax, rows, [h_line, f_line, c_line, *curve_lines], "upper right")
         _place_labels(ax, placed, rate, distortion, obstacles=[infeasible])
     return fig
 
