@@ -83,3 +83,11 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         train_gan(tiny(data={}), tmp_path / "eight", progress=False)       # digits are 8 x 8
     with pytest.raises(ConfigError, match="unknown GAN config field"):
         GANConfig.from_dict({"datset": "digits"})
+
+
+def test_a_gan_run_is_not_mistaken_for_a_vae_run(tmp_path):
+    from rdvae.train import load_run
+
+    train_gan(tiny(epochs=1), tmp_path / "gan", progress=False)
+    with pytest.raises(ConfigError, match="this is a 'gan' run, not a VAE run"):
+        load_run(tmp_path / "gan")
