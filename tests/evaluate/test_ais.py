@@ -36,19 +36,20 @@ def exact_log_px(x, weight, bias):
     return ppca_log_likelihood(x.double(), weight, bias, SIGMA)
 
 
-def exact_rate_distortion(x, weight, bias, beta):
-    """p_beta(z|x) ~ N(0, I) N(x; W z + b, SIGMA^2)^beta is N(mu, L^-1), L = I + beta W'W / SIGMA^2:
-    D_beta = E ||x - W z - b||^2 / 2 SIGMA^2 + (n/2) log 2 pi SIGMA^2, R_beta = KL(N(mu, L^-1) || N(0, I)),
-    and log Z_beta = log int N(z; 0, I) N(x; W z + b, SIGMA^2 I)^beta dz, a Gaussian integral."""
+def exact_rate_distortion(x, weight, bias, beta, sigma=SIGMA):
+    """p_beta(z|x) ~ N(0, I) N(x; W z + b, s^2)^beta is N(mu, L^-1), L = I + beta W'W / s^2:
+    D_beta = E ||x - W z - b||^2 / 2 s^2 + (n/2) log 2 pi s^2, R_beta = KL(N(mu, L^-1) || N(0, I)),
+    and log Z_beta = log int N(z; 0, I) N(x; W z + b, s^2 I)^beta dz, a Gaussian integral."""
+    x_dim, z_dim = weight.shape
     x = x.double() - bias
-    precision = torch.eye(Z_DIM, dtype=torch.float64) + beta * weight.T @ weight / SIGMA**2
+    precision = torch.eye(z_dim, dtype=torch.float64) + beta * weight.T @ weight / sigma**2
     cov = torch.linalg.inv(precision)
-    mu = (beta / SIGMA**2) * x @ weight @ cov
+    mu = (beta / sigma**2) * x @ weight @ cov
     residual = (x - mu @ weight.T).pow(2).sum(-1) + torch.trace(weight @ cov @ weight.T)
-    distortion = residual / (2 * SIGMA**2) + X_DIM / 2 * math.log(2 * math.pi * SIGMA**2)
-    rate = 0.5 * (torch.trace(cov) + mu.pow(2).sum(-1) - Z_DIM - torch.logdet(cov))
-    log_z = (-beta * X_DIM / 2 * math.log(2 * math.pi * SIGMA**2) - 0.5 * torch.logdet(precision)
-             - beta * x.pow(2).sum(-1) / (2 * SIGMA**2) + 0.5 * (mu @ precision * mu).sum(-1))
+    distortion = residual / (2 * sigma**2) + x_dim / 2 * math.log(2 * math.pi * sigma**2)
+    rate = 0.5 * (torch.trace(cov) + mu.pow(2).sum(-1) - z_dim - torch.logdet(cov))
+    log_z = (-beta * x_dim / 2 * math.log(2 * math.pi * sigma**2) - 0.5 * torch.logdet(precision)
+             - beta * x.pow(2).sum(-1) / (2 * sigma**2) + 0.5 * (mu @ precision * mu).sum(-1))
     return rate, distortion, log_z
 
 
