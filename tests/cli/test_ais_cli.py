@@ -77,6 +77,7 @@ def test_rd_curve_states_the_observation_noise_of_a_gaussian_decoder(runs, tmp_p
 
 @pytest.mark.parametrize("argv,message", [
     (["eval", "{run}/bernoulli", "--bdmc"], "--bdmc needs --ais STEPS"),
+    (["eval", "{run}/bernoulli", "--ais", "5", "--betas", "1"], "--ais measures the model as trained"),
     (["rd-curve", "{run}/bernoulli", "{run}/gaussian"], "--out is needed with several runs"),
     (["rd-curve", "{run}/bernoulli", "--sigma", "0.1", "--steps", "2"], "is over discrete data"),
     (["rd-curve", "{run}/bernoulli", "--beta-min", "3", "--beta-max", "2"], "--beta-min 3 is above"),

@@ -71,6 +71,8 @@ def run(args) -> dict:
 
     if args.bdmc and not args.ais_steps:
         raise UserError("--bdmc needs --ais STEPS: the annealing steps of both directions (e.g. --ais 1000)")
+    if args.ais_steps and args.betas is not None:
+        raise UserError("--ais measures the model as trained, not at --betas; run them separately")
     trained = load_run(args.run_dir, device=args.device)
     config = trained.config
     split = args.split or config.final_split

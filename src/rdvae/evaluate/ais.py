@@ -63,7 +63,9 @@ from .batching import mean_and_stderr, model_device
 LEAPFROG = 5                     # leapfrog steps per HMC transition (the default; cli/evaluate.py too)
 ADAPT_RATE = 0.2                 # log step size per unit of (acceptance - target), per pilot transition
 STEP_SIZE_RANGE = (1e-4, 2.0)
-CHAIN_EXAMPLES_PER_CHUNK = 4096  # default chains x examples moved together
+# default chains x examples moved together: on the CPU a block whose decoder activations stay near
+# the cache (cf. evaluate.likelihood), on an accelerator enough rows to fill it
+CHAIN_EXAMPLES_PER_CHUNK = {"cpu": 4096, "other": 65536}
 
 
 def sigmoid_schedule(steps: int, radius: float = 4.0) -> Tensor:
@@ -194,7 +196,7 @@ def anneal(model: LatentVariableModel, x: Tensor, betas: Tensor, chains: int = 1
     `step_size`: where the pilot's chains start (and the step size throughout with tune_fraction=0).
     `record`: the steps t (1 <= t <= T) whose beta_t keeps its log Z and D_beta (default: the last).
     `examples_per_chunk`: examples per batch of chains
-    (default: about CHAIN_EXAMPLES_PER_CHUNK chain-examples per chunk)."""
+    (default: about CHAIN_EXAMPLES_PER_CHUNK chain-examples per chunk, 4096 on the CPU)."""
     betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
     settings = _Settings(chains, leapfrog, step_size, target_acceptance, tune_fraction, jitter)
     _check_arguments(betas, settings, examples_per_chunk)
@@ -208,7 +210,8 @@ def anneal(model: LatentVariableModel, x: Tensor, betas: Tensor, chains: int = 1
                          f"got {tuple(initial_z.shape)}")
     steps = len(betas) - 1
     keep = _recorded_steps(steps, record)
-    per_chunk = examples_per_chunk or max(1, CHAIN_EXAMPLES_PER_CHUNK // chains)
+    rows = CHAIN_EXAMPLES_PER_CHUNK["cpu" if device.type == "cpu" else "other"]
+    per_chunk = examples_per_chunk or max(1, rows // chains)
     started = time.perf_counter()
     parts, accepted = [], 0.0
     bar = tqdm(total=(steps + settings.tune_steps(steps)) * math.ceil(len(x) / per_chunk),
