@@ -2,8 +2,8 @@
 torch.utils.tensorboard. `tensorboard --logdir SWEEP_DIR` shows every run of a sweep; the final
 summary is written as hparams + metrics, so the HParams tab compares the runs by their swept fields.
 
-A resumed run opens a new event file with purge_step = the checkpoint's step: TensorBoard then drops
-what the interrupted process logged past the checkpoint, so no step appears twice."""
+A resumed run opens a new event file with purge_step = the checkpoint's step + 1: TensorBoard's readers
+then drop what the interrupted process logged past the checkpoint, so no step appears twice."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ class TensorBoardLogger:
         self.params: dict = {}
 
     def start(self, config: dict, step: int = 0) -> None:
-        self.writer = self.writer_class(str(self.log_dir), purge_step=step or None)
+        # steps up to the checkpoint's were logged before it; later ones are logged again now
+        self.writer = self.writer_class(str(self.log_dir), purge_step=step + 1 if step else None)
         self.params = flat_params(config)
         self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```", step)
 
