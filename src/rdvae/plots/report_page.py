@@ -31,6 +31,8 @@ HEADERS = {"rate": "R", "distortion": "D", "elbo": "ELBO", "iw_nll": "IW-NLL", "
            "active_units": "active units", "run_dir": "run"}
 IMAGE_RUNS = 24        # runs whose reconstructions and samples the page carries (frontier first)
 DATA_ID = "rdvae-data"
+PLOTLY_SYMBOLS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down",
+                  "p": "pentagon", "h": "hexagon", "*": "star", "X": "x", "P": "cross"}
 
 # the one piece of JavaScript plotly has no option for: show the clicked run's images
 SHOW_RUN_JS = """
@@ -125,10 +127,11 @@ def _scatter_figure(go, runs: list[dict], y_key: str, title: str, y_title: str):
     figure = go.Figure()
     for family in dict.fromkeys(r["family"] for r in runs):
         mine = [r for r in runs if r["family"] == family]
-        style = family_style(family)
+        style = family_style(family)   # its shape (the marginal); colours: plotly's cycle, one per family
         figure.add_trace(go.Scatter(
             x=[r["rate"] for r in mine], y=[r[y_key] for r in mine], mode="markers", name=str(family),
-            marker={"size": 11, "color": style.colour, "line": {"width": 1, "color": "#333"}},
+            marker={"size": 11, "symbol": PLOTLY_SYMBOLS.get(style.marker, "circle"),
+                    "line": {"width": 1, "color": "#333"}},
             customdata=[[r["index"], r["run_dir"], _text(r.get("beta"), 3), _text(r["rate"]),
                          _text(r["distortion"]), _text(r["elbo"]), _text(r.get("mutual_info"))]
                         for r in mine],
@@ -227,10 +230,10 @@ def _page(name: str, parts: list[tuple[str, str]], data: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>rdvae report: {html.escape(name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
-.top {{ display: flex; gap: 1.5em; align-items: flex-start; flex-wrap: wrap; }}
-.top > section:first-child {{ flex: 1 1 560px; min-width: 480px; }}
-#rdvae-panel {{ flex: 0 1 420px; }}
-#rdvae-panel img {{ max-width: 100%; display: block; margin-bottom: 0.8em; }}
+.top {{ display: grid; grid-template-columns: minmax(0, 1fr) 400px; gap: 1.5em; align-items: start; }}
+#rdvae-panel {{ display: flex; gap: 0.5em; flex-wrap: wrap; }}
+#rdvae-panel h3 {{ width: 100%; margin: 0.3em 0; font-size: 1em; }}
+#rdvae-panel img {{ max-width: 195px; max-height: 520px; display: block; }}
 .hint {{ color: #666; font-size: 0.9em; }}
 </style>
 <script type="application/json" id="{DATA_ID}">{blob}</script>
