@@ -18,6 +18,7 @@ from .ids import record_tracker_id, tracker_id
 from .scalars import final_metrics, flat_params, tracker_scalars
 
 TAG_CHARS = 64   # W&B's limit on a tag
+INIT_SECONDS = 300   # W&B's service can take minutes to start on a loaded machine (its default is 90 s)
 
 
 class WandbLogger:
@@ -41,7 +42,7 @@ class WandbLogger:
             project=self.project, entity=self.entity, mode=self.mode, dir=str(self.run_dir), id=run_id,
             resume="allow", name=self.run_dir.name, group=self.group or tags.get("sweep"),
             config=flat_params(config), tags=[f"{k}={v}"[:TAG_CHARS] for k, v in tags.items()],
-            reinit="create_new", settings=self.wandb.Settings(silent=True, console="off"))
+            reinit="create_new", settings=self.wandb.Settings(silent=True, console="off", init_timeout=INIT_SECONDS))
 
     def log(self, step: int, scalars: dict) -> None:
         self.run.log(tracker_scalars(scalars), step=step)
