@@ -23,6 +23,8 @@ _EXPORTS = {
     "register_encoder": "rdvae.registry", "register_decoder": "rdvae.registry",
     "register_marginal": "rdvae.registry", "register_model": "rdvae.registry",
     "register_dataset": "rdvae.registry", "register_objective": "rdvae.registry",
+    "register_logger": "rdvae.registry", "register_epoch_figure": "rdvae.registry",
+    "Logger": "rdvae.tracking",
     "register_family": "rdvae.presets", "build_model": "rdvae.presets", "Family": "rdvae.presets",
     "ConfigError": "rdvae.errors",
     "TrainConfig": "rdvae.train", "load_run": "rdvae.train",

@@ -18,6 +18,8 @@ leading parameters a builder always receives are not options:
     families                        Family values (which encoder, decoder, marginal, model)
     datasets                        loader(**options) -> rdvae.data.Dataset
     objectives                      builder(**options) -> rdvae.objectives.Objective
+    loggers                         builder(run_dir, **options) -> rdvae.tracking.Logger
+    epoch figures                   builder(model, x, seed) -> a matplotlib Figure
 
 Names registered by rdvae itself are loaded on the first lookup, together with the plugins of the
 entry-point group `rdvae.plugins` (rdvae.plugins). Registering a name twice with different objects is
@@ -198,6 +200,9 @@ MODELS = Registry("model", _COMPONENTS, leading=3)
 FAMILIES = Registry("family", _COMPONENTS)
 DATASETS = Registry("dataset", ("rdvae.data.builtin",))
 OBJECTIVES = Registry("objective", ("rdvae.objectives",))
+LOGGERS = Registry("logger", ("rdvae.tracking",), leading=1)
+# figures the trainer hands to the loggers every few epochs (TrainConfig.log_figures_every)
+EPOCH_FIGURES = Registry("epoch figure", ("rdvae.plots.grids",), leading=3)
 
 
 def register_encoder(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
@@ -233,3 +238,15 @@ def register_objective(name: str, builder: Callable | None = None, *, replace: b
     """Register an objective builder(**options) -> rdvae.objectives.Objective; options are config
     fields of the same name (beta, target_rate, ...) and `objective_options.*`."""
     return OBJECTIVES.register(name, builder, replace=replace, aliases=aliases)
+
+
+def register_logger(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a logger builder(run_dir, **options) -> rdvae.tracking.Logger (start, log, log_figure,
+    finish); options are config `log_options.*` (each goes to the chosen loggers that take it)."""
+    return LOGGERS.register(name, builder, replace=replace, aliases=aliases)
+
+
+def register_epoch_figure(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register a figure builder(model, x, seed) -> matplotlib Figure that the trainer draws for its
+    loggers every TrainConfig.log_figures_every epochs (x: a few examples of the evaluation split)."""
+    return EPOCH_FIGURES.register(name, builder, replace=replace, aliases=aliases)

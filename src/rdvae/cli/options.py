@@ -91,3 +91,28 @@ def add_common(parser: argparse.ArgumentParser, out: bool = True, out_help: str 
                              "average; a sweep splits them between its workers)")
     if out:
         parser.add_argument("--out", help=out_help)
+
+
+def add_tracking(parser: argparse.ArgumentParser) -> None:
+    """--log TRACKER (repeatable) and the trackers' commonest options (the rest: --set log_options.X=V)."""
+    parser.add_argument("--log", dest="log", action="append", default=None, metavar="TRACKER",
+                        help="also log to this tracker: tensorboard, mlflow, wandb, or a registered logger "
+                             "(repeatable; pip install 'rdvae[tensorboard]' etc.; default: metrics.jsonl "
+                             "only)")
+    parser.add_argument("--mlflow-uri", default=None, metavar="URI",
+                        help="--log mlflow: the tracking server or store (default: $MLFLOW_TRACKING_URI, "
+                             "else a local file store RUN_DIR/mlruns, or SWEEP_DIR/mlruns for a sweep)")
+    parser.add_argument("--wandb-project", default=None, metavar="NAME",
+                        help="--log wandb: the W&B project (default: rdvae); WANDB_MODE=offline is honoured")
+
+
+def tracking_settings(args) -> dict:
+    """The config fields that add_tracking's options give (only those given)."""
+    settings: dict = {}
+    if args.log:
+        settings["log"] = list(args.log)
+    if args.mlflow_uri is not None:
+        settings["log_options.mlflow_uri"] = args.mlflow_uri
+    if args.wandb_project is not None:
+        settings["log_options.wandb_project"] = args.wandb_project
+    return settings

@@ -11,7 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .options import add_common, parse_assignment, positive_float, positive_int
+from .options import (
+    add_common,
+    add_tracking,
+    parse_assignment,
+    positive_float,
+    positive_int,
+    tracking_settings,
+)
 from .train import FLAGS, add_config_flags
 
 
@@ -33,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--set", dest="assignments", action="append", type=parse_assignment, default=[],
                    metavar="KEY=VALUE", help="fix a config field for every run (JSON value), e.g. "
                                              "--set epochs=3 --set model.hidden=[256]")
+    add_tracking(p)
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray")
     p.add_argument("--workers", type=positive_int, default=None,
@@ -53,6 +61,7 @@ def spec_from_args(args):
     from ..sweep import SweepSpec, parse_grid, product
 
     base = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
+    base.update(tracking_settings(args))
     base.update(dict(args.assignments))
     if not (args.spec_file or args.grid or base):
         return None   # continue the saved sweep (its runs' configs name their plugins)

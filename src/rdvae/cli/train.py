@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from .options import add_common, parse_assignment
+from .options import add_common, add_tracking, parse_assignment, tracking_settings
 
 # CLI flag -> config field; every flag defaults to None so that only what is given counts
 FLAGS = {
@@ -94,6 +94,7 @@ def register(sub) -> None:
                    default=[], metavar="KEY=VALUE",
                    help="set any config field (JSON values; repeat for several), e.g. "
                         "--set model.hidden=[256,256]")
+    add_tracking(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (default: start a new run)")
     add_common(p, out_help="the run directory (default: runs/DATASET-FAMILY-OBJECTIVE-seedSEED)")
@@ -111,7 +112,7 @@ def overrides_from(args) -> dict:
         given["normalized_gradients"] = True
     if args.multi_rate:
         given["multi_rate"] = True
-    return nest_model_options({**given, **dict(args.assignments)})
+    return nest_model_options({**given, **tracking_settings(args), **dict(args.assignments)})
 
 
 def default_out(config) -> str:

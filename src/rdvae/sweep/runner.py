@@ -19,6 +19,7 @@ from .executors import EXECUTORS, ExecutorError, default_workers, run_local, run
 from .results import ResultsTable, as_stored, config_row, summary_row
 from .spec import RUNS_FOLDER, SweepError, SweepSpec, resolve_spec
 from .task import Task
+from .tracking import sweep_tracking
 
 
 @dataclass
@@ -102,6 +103,7 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
             else:
                 report.skipped.append(order[index])
             continue
+        config = sweep_tracking(config, out, _swept_values(spec, index))
         tasks.append(Task(index=index, name=name, run_dir=str(run_dir.resolve()), config=config.to_dict()))
 
     bar = tqdm(total=len(spec.names), initial=len(spec.names) - len(tasks), disable=not progress,

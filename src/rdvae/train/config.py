@@ -16,17 +16,19 @@ from ..errors import ConfigError, unknown_names
 from ..objectives import build_objective
 from ..plugins import load_plugins
 from ..presets import check_model_options, resolve_family
-from ..registry import OBJECTIVES
+from ..registry import LOGGERS, OBJECTIVES, check_option_value
 
 LR_SCHEDULES = ("constant", "paper", "cosine", "plateau")
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
-OPTION_FIELDS = ("model", "objective_options", "data")
+OPTION_FIELDS = ("model", "objective_options", "data", "log_options")
 # config fields that are objective parameters: a registered objective takes those it names
 OBJECTIVE_FIELDS = ("beta", "target_rate", "free_bits", "kl_anneal_steps", "beta_min", "beta_max")
 # recorded by the trainer, not chosen by the user: never a reason to refuse a resume
 RECORDED_FIELDS = ("dataset_sha256",)
+# where a run reports to (not what it computes): a resumed run may change them
+TRACKING_FIELDS = ("log", "log_options", "log_every_steps", "log_figures_every", "log_tags")
 
 
 def nest_model_options(settings: dict) -> dict:
@@ -95,6 +97,13 @@ class TrainConfig:
     allow_improper_likelihood: bool = False   # train even where the decoder's support misses the data
     dataset_sha256: str | None = None  # recorded: the data file's SHA-256, verified on eval and resume
     plugins: list = field(default_factory=list)  # modules / .py files that register what the run uses
+    log: list = field(default_factory=list)      # trackers besides metrics.jsonl: tensorboard, mlflow, wandb
+    #                                              or a registered logger (rdvae.register_logger)
+    log_options: dict = field(default_factory=dict)  # the trackers' options (mlflow_uri, wandb_project, ...)
+    log_every_steps: int = 10          # trackers get the training loss, R and D every this many steps
+    log_figures_every: int = 5         # ... and reconstruction and sample grids every this many epochs
+    #                                    (and after the last); 0: never
+    log_tags: dict = field(default_factory=dict)  # tags / params the trackers attach (a sweep: swept fields)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,11 +158,12 @@ class TrainConfig:
         need(isinstance(self.plugins, list),
              f"plugins must be a list of modules or .py files, got {self.plugins!r}")
         self.plugins = load_plugins(self.plugins)
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        self.check_tracking()
+        for name in ("epochs", "batch_size", "eval_batch_size", "log_every_steps"):
             value = getattr(self, name)
             need(integer(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
         for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed", "plateau_epochs",
-                     "decay_epochs"):
+                     "decay_epochs", "log_figures_every"):
             value = getattr(self, name)
             need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
         need(self.seed <= SEED_MAX, f"seed must be at most {SEED_MAX}, got {self.seed!r}")
@@ -215,3 +225,30 @@ class TrainConfig:
              "with that capability (e.g. mr-mlp, mr-conv for multi-rate)")
         return self
 
+
+    def check_tracking(self) -> None:
+        """log: registered logger names, each once; log_options: each taken by a chosen logger, of the
+        kind of its default; log_tags: a mapping. (Whether a tracker's package is installed is checked
+        when training starts, so that a run logged to MLflow still evaluates without it.)"""
+        if not (isinstance(self.log, list) and all(isinstance(n, str) for n in self.log)):
+            raise ConfigError(f"log must be a list of tracker names, got {self.log!r}; registered: "
+                              f"{', '.join(LOGGERS.names())}")
+        self.log = [LOGGERS.canonical(name) for name in self.log]
+        for name in self.log:
+            LOGGERS[name]   # unknown: a ConfigError listing the registered loggers
+        if len(set(self.log)) != len(self.log):
+            raise ConfigError(f"log names a tracker twice: {self.log!r}")
+        if not isinstance(self.log_options, dict):
+            raise ConfigError(f"log_options must be a mapping of tracker options, got {self.log_options!r}")
+        if not isinstance(self.log_tags, dict):
+            raise ConfigError(f"log_tags must be a mapping of tag names to values, got {self.log_tags!r}")
+        accepted = {name: LOGGERS.options(name) for name in self.log}
+        for key, value in self.log_options.items():
+            takers = [name for name, options in accepted.items() if key in options or "**" in options]
+            if not takers:
+                known = {k for options in accepted.values() for k in options if k != "**"}
+                raise unknown_names("log option", [key], known,
+                                    f" for log {self.log!r}" if self.log else " (log names no tracker)")
+            for name in takers:
+                if key in accepted[name]:
+                    check_option_value(f"logger {name!r}", key, value, accepted[name][key])

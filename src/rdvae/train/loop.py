@@ -13,13 +13,13 @@ from tqdm.auto import tqdm
 
 from ..components.gaussian_decoders import GaussianDecoder, effective_beta
 from ..data.streaming import TrainSplit
-from ..device import autocast, resolve_device
+from ..device import autocast, resolve_device, seeded
 from ..errors import EvaluationError
 from ..evaluate import evaluate_model
 from ..presets import build_model
 from ..rundir import METRICS, TRAINER_STATE, RunDir
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import AUTO, RECORDED_FIELDS, ConfigError, TrainConfig
+from .config import AUTO, RECORDED_FIELDS, TRACKING_FIELDS, ConfigError, TrainConfig
 from .data import check_likelihood, dataset_for, resolve_auto_binarize, verify_recorded_data
 from .schedules import lr_factor, plateau_factor, plateau_improvement
 
@@ -41,6 +41,38 @@ def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
     if not config.analytic_rate:   # the model class's option (validated: the family's model takes it)
         options["analytic_rate"] = False
     return build_model(config.family, event_shape, config.latent_dim, **options)
+
+
+def _tracking(run: RunDir, config: TrainConfig):
+    """metrics.jsonl and the config's trackers (rdvae.tracking, imported only when some are named)."""
+    if not config.log:
+        return _JsonlOnly(run)
+    from ..tracking import Tracking
+
+    return Tracking(run, config)
+
+
+class _JsonlOnly:
+    """Tracking without trackers: metrics.jsonl alone, as it has always been written."""
+    active = every_step = False
+
+    def __init__(self, run: RunDir):
+        self.run = run
+
+    def start(self, config: dict, step: int) -> None:
+        pass
+
+    def log_epoch(self, step: int, record: dict) -> None:
+        self.run.append_metrics(record)
+
+    def figures_due(self, epoch: int) -> bool:
+        return False
+
+    def finish(self, summary: dict) -> None:
+        pass
+
+    def close(self, timeout: float = 0) -> None:
+        pass
 
 
 def make_adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
@@ -96,14 +128,17 @@ EXTENDABLE = ("epochs", "lr_schedule")
 def _check_resume(run: RunDir, config: TrainConfig | None,
                   data_given: bool = False) -> tuple[TrainConfig, TrainConfig | None]:
     """The config to continue `run` with, and the saved one when the given config extends it
-    (more epochs); any other difference is refused."""
+    (more epochs); any other difference is refused, except where the run reports to (TRACKING_FIELDS),
+    which is taken from the given config."""
     saved = TrainConfig.from_dict(run.read_config(), data_given)
     if config is None:
         return saved, None
     diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
-            if getattr(config, k) != v and k not in RECORDED_FIELDS
+            if getattr(config, k) != v and k not in RECORDED_FIELDS + TRACKING_FIELDS
             and not (k == "binarize" and config.binarize == AUTO)}   # auto: resolved when first trained
     if not diff:
+        for name in TRACKING_FIELDS:
+            setattr(saved, name, getattr(config, name))
         return saved, None
     if set(diff) <= set(EXTENDABLE) and config.epochs > saved.epochs:
         return config, saved
@@ -195,6 +230,7 @@ class Trainer:
                          "epoch_terms": {}, **PLATEAU_COUNTERS}
         self.pending_skips: list[tuple[int, torch.Tensor]] = []   # (step, update taken) not yet counted
         self.step_terms: dict[str, torch.Tensor] = {}   # the last step's StepResult.terms (batch means)
+        self.tracking = _tracking(run, config)   # metrics.jsonl, and the trackers of --log
 
     # -- checkpoints ---------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -363,6 +399,11 @@ class Trainer:
                               and time.monotonic() - last_checkpoint > 60 * config.checkpoint_minutes)
             if counters["step"] % READ_COUNTERS_EVERY == 0 or self.on_step is not None or checkpoint_due:
                 read_counters()
+            if self.tracking.every_step and counters["step"] % config.log_every_steps == 0:
+                loss, r, d, taken = figures.tolist()
+                if taken:
+                    self.tracking.log_step(counters["step"], {"train/loss": loss, "train/rate": r,
+                                                              "train/distortion": d})
             if counters["step"] % READ_COUNTERS_EVERY == 0 and counters["epoch_seen"]:
                 loss, r, d = (sums[:3] / counters["epoch_seen"]).tolist()
                 bar.set_postfix(R=f"{r:.2f}", D=f"{d:.2f}", loss=f"{loss:.2f}",
@@ -381,13 +422,14 @@ class Trainer:
         config, counters = self.config, self.counters
         counters.update(epoch=counters["epoch"] + 1, batch=0, epoch_sums=[0.0, 0.0, 0.0],
                         epoch_seen=0, epoch_terms={}, train_seconds=time.monotonic() - started)
+        tracked = self.tracking.active   # trackers also get I_q, active units and the effective beta
         try:
             evaluation = evaluate_model(self.model, self.eval_x, batch_size=config.eval_batch_size,
-                                        seed=config.seed, precision=config.precision, diagnostics=False)
+                                        seed=config.seed, precision=config.precision, diagnostics=tracked)
         except EvaluationError as err:   # not checkpointed: the last good checkpoint stays
             raise TrainingDiverged(f"after epoch {counters['epoch']}: {err}; {self.kept()}") from None
         loss, rate, distortion = train_means.tolist()
-        self.run.append_metrics({
+        record = {
             **{f"train_{name}": value for name, value in (train_terms or {}).items()},
             "epoch": counters["epoch"], "step": counters["step"], "split": config.eval_split,
             "rate": evaluation["rate"], "distortion": evaluation["distortion"],
@@ -396,9 +438,23 @@ class Trainer:
             "train_loss": loss, "train_rate": rate,
             "train_distortion": distortion, "skipped": counters["skipped"],
             "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": counters["train_seconds"],
-        })
+        }
+        if tracked:
+            record.update(self.tracked_figures(evaluation))
+        self.tracking.log_epoch(counters["step"], record)
+        if self.tracking.figures_due(counters["epoch"]) and len(self.dataset.event_shape) == 3:
+            self.tracking.log_figures(counters["step"], self.model, self.eval_x, config.seed)
         self.watch_plateau()
         self.checkpoint()
+
+    def tracked_figures(self, evaluation: dict) -> dict:
+        """The epoch's figures that only the trackers ask for (the model is in eval mode, the draws seeded
+        apart from the training's): I_q, active units and, for a Gaussian decoder, 2 beta sigma^2."""
+        figures = {k: evaluation[k] for k in ("mutual_info", "active_units") if k in evaluation}
+        if isinstance(self.model.decoder, GaussianDecoder) and self.config.target_rate is None:
+            with seeded(self.config.seed, self.device):
+                figures["effective_beta"] = effective_beta(self.model, self.eval_x, self.config.beta)
+        return figures
 
     def watch_plateau(self) -> None:
         """After an epoch: apply the plateau criterion (TrainConfig.plateau_epochs) to the validation
@@ -435,15 +491,22 @@ class Trainer:
                    unit="step", dynamic_ncols=True,
                    desc=f"{config.family} {config.dataset} {self.objective.describe()}")
         started = time.monotonic() - counters["train_seconds"]
+        self.tracking.start(config.to_dict(), counters["step"])
         try:
             with bar:
                 while counters["epoch"] < config.epochs and not self.stopped():
                     self.run_epoch(bar, started)
-            return self.finish()
+            summary = self.finish()
         except TrainingDiverged as err:   # recorded, never "done"; the caller sees the error
-            self.run.update_summary(status="diverged", error=str(err), step=counters["step"],
-                                    skipped_updates=counters["skipped"])
+            self.tracking.finish(self.run.update_summary(status="diverged", error=str(err),
+                                                         step=counters["step"],
+                                                         skipped_updates=counters["skipped"]))
             raise
+        except BaseException:   # interrupted: the trackers' runs stay open, a resume continues them
+            self.tracking.close(timeout=5.0)
+            raise
+        self.tracking.finish({**summary, "step": counters["step"]})
+        return summary
 
     def kept(self) -> str:
         """Which checkpoint a diverged run keeps."""

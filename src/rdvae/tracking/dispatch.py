@@ -1,0 +1,158 @@
+"""The trainer's side of tracking: metrics.jsonl in the trainer's thread, every tracker behind its
+own queue and thread so that a slow or failing tracker never slows or stops the training.
+
+A tracker's first exception (or a queue it let fill up) becomes one warning, raised from the
+trainer's thread at its next call, and the tracker is left out from then on. With no --log nothing
+but metrics.jsonl is written and nothing extra is computed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..registry import EPOCH_FIGURES, LOGGERS
+from ..rundir import RunDir
+from .jsonl import JsonlLogger
+
+QUEUE_CAPACITY = 10_000     # calls a tracker may fall behind before it is left out
+FINISH_SECONDS = 120.0      # how long the end of training waits for a tracker to finish its queue
+FIGURE_EXAMPLES = 8         # inputs of the evaluation split in the epoch figures
+
+
+class TrackerWarning(RuntimeWarning):
+    """A tracker failed; the run goes on without it (the run directory holds everything)."""
+
+
+class BackgroundLogger:
+    """One tracker, called in order from its own daemon thread."""
+
+    def __init__(self, name: str, logger):
+        self.name, self.logger = name, logger
+        self.every_step = bool(getattr(logger, "every_step", False))
+        self.queue: queue.Queue = queue.Queue(QUEUE_CAPACITY)
+        self.error: str | None = None
+        self.warned = False
+        self.thread = threading.Thread(target=self._work, name=f"rdvae-tracker-{name}", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue
+            method, args = item
+            try:
+                getattr(self.logger, method)(*args)
+            except Exception as err:  # noqa: BLE001 - any tracker failure is reported, never raised
+                self.error = f"{method}: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
+
+    def report(self) -> None:
+        """Warn (once, in the caller's thread) if the tracker has failed."""
+        if self.error is not None and not self.warned:
+            self.warned = True
+            warnings.warn(f"tracker {self.name!r} failed and is left out for the rest of this run "
+                          f"({self.error}); the run directory holds every figure", TrackerWarning,
+                          stacklevel=3)
+
+    def submit(self, method: str, *args) -> None:
+        self.report()
+        if self.error is not None:
+            return
+        try:
+            self.queue.put_nowait((method, args))
+        except queue.Full:
+            self.error = f"it fell {QUEUE_CAPACITY} calls behind"
+            self.report()
+
+    def close(self, timeout: float) -> None:
+        try:
+            self.queue.put(None, timeout=timeout)
+        except queue.Full:
+            pass
+        self.thread.join(timeout)
+        if self.thread.is_alive() and self.error is None:
+            self.error = f"it had not finished {timeout:g} s after training ended"
+        self.report()
+
+
+def build_loggers(run_dir: Path, names, options: dict) -> list:
+    """The registered loggers `names`, each built with the options of `options` that it takes."""
+    loggers = []
+    for name in names:
+        accepted = LOGGERS.options(name)
+        taken = options if "**" in accepted else {k: v for k, v in options.items() if k in accepted}
+        loggers.append(LOGGERS.build(name, Path(run_dir), where=" (--log)", **taken))
+    return loggers
+
+
+def render(figure) -> np.ndarray:
+    """A matplotlib figure as an RGB uint8 [H, W, 3] image (drawn with Agg, in this thread)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+class Tracking:
+    """metrics.jsonl plus the trackers a config names (TrainConfig.log, log_options)."""
+
+    def __init__(self, run: RunDir, config):
+        self.config = config
+        self.jsonl = JsonlLogger(run)
+        loggers = build_loggers(run.path, config.log, config.log_options)
+        self.trackers = [BackgroundLogger(name, logger)
+                         for name, logger in zip(config.log, loggers, strict=True)]
+
+    @property
+    def active(self) -> bool:
+        """Whether any tracker is on (then epochs also measure I_q, active units, effective beta)."""
+        return bool(self.trackers)
+
+    @property
+    def every_step(self) -> bool:
+        return any(t.every_step for t in self.trackers)
+
+    def start(self, config: dict, step: int) -> None:
+        self.jsonl.start(config, step)
+        for tracker in self.trackers:
+            tracker.submit("start", config, step)
+
+    def log_step(self, step: int, scalars: dict) -> None:
+        for tracker in self.trackers:
+            if tracker.every_step:
+                tracker.submit("log", step, scalars)
+
+    def log_epoch(self, step: int, record: dict) -> None:
+        self.jsonl.log(step, record)   # the run's record: its errors are the run's errors
+        for tracker in self.trackers:
+            tracker.submit("log", step, record)
+
+    def figures_due(self, epoch: int) -> bool:
+        every = self.config.log_figures_every
+        return self.active and every > 0 and (epoch % every == 0 or epoch == self.config.epochs)
+
+    def log_figures(self, step: int, model, x, seed: int) -> None:
+        """Every registered epoch figure of `model` on the first inputs of `x`, to every tracker."""
+        x = x[:FIGURE_EXAMPLES]
+        for name, builder in EPOCH_FIGURES.items():
+            image = render(builder(model, x, seed))
+            for tracker in self.trackers:
+                tracker.submit("log_figure", step, name, image)
+
+    def finish(self, summary: dict) -> None:
+        for tracker in self.trackers:
+            tracker.submit("finish", summary)
+        self.close()
+
+    def close(self, timeout: float = FINISH_SECONDS) -> None:
+        for tracker in self.trackers:
+            tracker.close(timeout)
+        self.trackers = []
