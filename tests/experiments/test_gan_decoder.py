@@ -25,8 +25,8 @@ def test_gan_decoder_smoke(tmp_path):
     rows = {row["stage"]: row for row in digits["rows"]}
     assert set(rows) == {"ground truth (GAN)", "stage1-encoder", "stage2-joint"}
     for stage in gan_decoder.STAGES:
-        for key in ("rate", "distortion", "elbo", "fid_ground_truth", "fid_samples", "fid_reconstructions",
-                    "elbo_ground_truth"):
+        for key in ("rate", "distortion", "elbo", "fid_ground_truth", "rmse_ground_truth", "fid_samples",
+                    "fid_reconstructions", "elbo_ground_truth"):
             assert math.isfinite(rows[stage][key]), (stage, key)
         row = rows[stage]
         assert row["elbo"] == pytest.approx(-(row["rate"] + row["distortion"]), rel=1e-5)

@@ -17,6 +17,8 @@ data's test split, `rdvae eval` works on them. After each stage, on n ground-tru
 (z ~ N(0, I), g0(z), x = g0(z) + sigma noise), with the stage's encoder mean mu(x) and decoder g:
 
     fid_ground_truth   FID(g0(z), g(mu(x))): ground truth against re-decoded images
+    rmse_ground_truth  the root mean squared difference of g(mu(x)) and g0(z), image by image (FID
+                       compares two sets; this says whether each re-decoding is its own ground truth)
     fid_samples        FID(g(z'), test images), z' ~ N(0, I): the model's samples against the data
     fid_reconstructions FID(g(mu(x_test)), test images)
     elbo_ground_truth  the ELBO of the ground-truth data x (nats, mean over the n pairs)
@@ -149,7 +151,9 @@ def stage_figures(model, clean, noisy, test, features, data_reference) -> dict:
     gt_reference = image_statistics(features, clean)
     ground_truth = evaluate_model(model, noisy, diagnostics=False)
     fid = frechet_distance_of_images
-    return {"fid_ground_truth": fid(features, redecode(model, noisy), gt_reference),
+    redecoded = redecode(model, noisy)
+    return {"fid_ground_truth": fid(features, redecoded, gt_reference),
+            "rmse_ground_truth": (redecoded - clean).square().mean().sqrt().item(),
             "fid_samples": fid(features, samples, data_reference),
             "fid_reconstructions": fid(features, redecode(model, test), data_reference),
             "elbo_ground_truth": ground_truth["elbo"], "rate_ground_truth": ground_truth["rate"],
@@ -230,7 +234,7 @@ def direction_claims(rows: list[dict]) -> list[dict]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    columns = ["stage", "rate", "distortion", "elbo", "fid_ground_truth", "fid_samples",
+    columns = ["stage", "rate", "distortion", "elbo", "fid_ground_truth", "rmse_ground_truth", "fid_samples",
                "fid_reconstructions", "elbo_ground_truth", "epochs", "train_seconds"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
