@@ -13,10 +13,11 @@ The mean of the weights is an unbiased estimate of Z_beta at every beta on the w
 log mean w is a stochastic lower bound on log Z_beta. Run backwards from an exact sample of
 p(z|x) (x simulated from the model), the same estimator bounds log p(x) from above (BDMC).
 
-The normalised p_beta(z|x) = f_beta / Z_beta is the decoder's optimal encoder at slope beta (Huang et
-al.): its distortion D_beta = E_{p_beta} D(x, z) (the chains weighted by their importance weights)
-and rate R_beta = KL(p_beta || m) = -beta D_beta - log Z_beta trace the best rate-distortion curve
-that this decoder and marginal allow, whatever the encoder. With log Z_beta underestimated, R_beta is
+The normalised p_beta(z|x) = f_beta / Z_beta is the decoder's optimal encoder at slope dD/dR = -1/beta
+(Huang et al.; the minimiser of D + (1/beta) R, so rdvae train's beta is 1/beta here): its distortion
+D_beta = E_{p_beta} D(x, z) (the chains weighted by their importance weights) and rate
+R_beta = KL(p_beta || m) = -beta D_beta - log Z_beta trace the best rate-distortion curve that this
+decoder and marginal allow, whatever the encoder. With log Z_beta underestimated, R_beta is
 overestimated: the curve is an upper bound.
 
 HMC: momentum N(0, I), `leapfrog` steps of a step size drawn per transition uniformly from
@@ -29,9 +30,10 @@ The pilot's chains and weights are then thrown away and the estimating run uses 
 sizes, frozen: chain c at beta_t takes the step size that pilot chain c had reached at the first
 pilot beta >= beta_t. Adapting inside the estimating run instead would make each chain's kernel
 depend on its own past (a chain that has just been rejected, typically in an awkward place, shrinks
-its steps and lingers there), and the weights would no longer be unbiased: on probabilistic PCA that
-shortcut gave log p(x) about 0.1-0.3 nats too low at 1000-3000 steps, whatever the number of chains,
-where the pilot's frozen step sizes leave no bias (tests/evaluate/test_ais.py checks the mean error).
+its steps and lingers there), and the weights would no longer be unbiased: on probabilistic PCA a
+first draft that did so gave log p(x) about 0.1-0.3 nats too low at 1000-3000 steps, whatever the
+number of chains, where the pilot's frozen step sizes leave no bias (tests/evaluate/test_ais.py
+checks the mean error over examples).
 
 Everything is batched over chains x examples ([C, B, d] latents: the model's sample-major
 contract), chunked over examples to bound memory, in the model's float32 with log weights
