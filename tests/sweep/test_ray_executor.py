@@ -37,3 +37,20 @@ def test_missing_ray_says_how_to_install(tmp_path, tiny_base, monkeypatch):
     spec = SweepSpec(base=tiny_base, points=[{"beta": 1.0}])
     with pytest.raises(ExecutorError, match=r"pip install 'rdvae\[ray\]'"):
         run_sweep(tmp_path, spec, executor="ray", progress=False)
+
+
+@pytest.mark.slow  # Ray start-up, as above
+@pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed: pip install 'rdvae[ray]'")
+def test_ray_workers_log_to_the_trackers_with_the_swept_fields(tmp_path, tiny_base):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    base = {**tiny_base, "log": ["tensorboard"], "log_figures_every": 0}
+    spec = SweepSpec(base=base, points=sweep("beta", [0.5, 2.0]))
+    report = run_sweep(tmp_path / "ray", spec, executor="ray", total_cpus=2, num_cpus=1, progress=False)
+    assert [r["status"] for r in report.rows] == ["done", "done"]
+    for row in report.rows:
+        events = EventAccumulator(str(tmp_path / "ray" / row["run_dir"] / "tensorboard"))
+        events.Reload()
+        assert events.Scalars("final/rate")[0].value == pytest.approx(row["rate"], rel=1e-5)
+        assert "valid/rate" in events.Tags()["scalars"]
