@@ -159,6 +159,11 @@ def write_outputs(out, curves: list[dict], points: list[dict], args) -> list:
     write_text(files[1], table(points, POINT_COLUMNS))
     write_json(files[2], {"runs": points, "curves": curves, "settings": settings(args)})
     labels = [run_label(p, ["beta"]) for p in points]
+    if len(set(labels)) < len(labels):   # runs of one beta: told apart by their folders
+        from pathlib import Path
+
+        labels = [f"{Path(p['run_dir']).name} {label}".strip()
+                  for p, label in zip(points, labels, strict=True)]
     drawn = [{"rate": [c["rate"] for c in curves if c["run_dir"] == p["run_dir"]],
               "distortion": [c["distortion"] for c in curves if c["run_dir"] == p["run_dir"]],
               "family": p["family"], "label": f"AIS curve of the {label} decoder"}
