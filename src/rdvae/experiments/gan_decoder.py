@@ -145,10 +145,11 @@ def redecode(model, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     return decode_means(model, means)
 
 
-def stage_figures(model, clean, noisy, test, features, data_reference) -> dict:
+def stage_figures(model, clean, noisy, test, features, gt_reference, data_reference) -> dict:
+    """The scores of one stage (see the module docstring); the references are the feature statistics of
+    the ground-truth images g0(z) and of the test images."""
     with seeded(2):
         samples = decode_means(model, model.marginal_distribution().sample((len(clean),)))
-    gt_reference = image_statistics(features, clean)
     ground_truth = evaluate_model(model, noisy, diagnostics=False)
     fid = frechet_distance_of_images
     redecoded = redecode(model, noisy)
@@ -185,7 +186,7 @@ def run_dataset(dataset: str, settings: dict, out: Path, progress: bool = True,
     features, feature_info = fid_features(gan_config, progress)
     n = settings["fid_samples"]
     clean, noisy = ground_truth_pairs(truth, n)
-    data_reference = image_statistics(features, ds.test)
+    data_reference, gt_reference = image_statistics(features, ds.test), image_statistics(features, clean)
     with seeded(3):
         gan_samples = decode_means(truth, truth.marginal_distribution().sample((n,)))
     rows = [{"stage": "ground truth (GAN)", "fid_samples": frechet_distance_of_images(features, gan_samples,
@@ -199,7 +200,8 @@ def run_dataset(dataset: str, settings: dict, out: Path, progress: bool = True,
         rows.append({"stage": stage, "rate": summary["rate"], "distortion": summary["distortion"],
                      "elbo": summary["elbo"], "epochs": summary["epochs_trained"],
                      "train_seconds": summary["train_seconds"],
-                     **stage_figures(trained.model, clean, noisy, ds.test, features, data_reference)})
+                     **stage_figures(trained.model, clean, noisy, ds.test, features, gt_reference,
+                                     data_reference)})
     k = settings["panel"]
     panel = image_columns([("ground truth g0(z)", clean[:k]), ("x = g0(z) + noise", noisy[:k].clamp(0, 1)),
                            ("re-decoded, stage 1", redecode(models["stage1-encoder"], noisy[:k])),
