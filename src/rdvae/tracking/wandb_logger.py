@@ -42,7 +42,8 @@ class WandbLogger:
             project=self.project, entity=self.entity, mode=self.mode, dir=str(self.run_dir), id=run_id,
             resume="allow", name=self.run_dir.name, group=self.group or tags.get("sweep"),
             config=flat_params(config), tags=[f"{k}={v}"[:TAG_CHARS] for k, v in tags.items()],
-            reinit="create_new", settings=self.wandb.Settings(silent=True, console="off", init_timeout=INIT_SECONDS))
+            reinit="create_new",
+            settings=self.wandb.Settings(silent=True, console="off", init_timeout=INIT_SECONDS))
 
     def log(self, step: int, scalars: dict) -> None:
         self.run.log(tracker_scalars(scalars), step=step)
