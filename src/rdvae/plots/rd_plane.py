@@ -197,18 +197,25 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
     """Fig. 3a: one marker per run at (R, D); the line D = H_hat - R from (0, H_hat) to
     (H_hat, 0) with the infeasible region below it shaded; the stepwise Pareto frontier; the
     convex hull of the runs; `curves` (dicts with rate, distortion, family and label), drawn as lines
-    in the view the runs set."""
+    in the view the runs set.
+
+    Distortions that are negative log-densities (Gaussian decoders on continuous data) can be negative
+    and far from the rate's scale; then there is no triangle (D >= 0 does not bound them) and the axes
+    are fitted to the points and curves instead of the square from 0."""
     rate, distortion = _rd(rows)
     h_hat = entropy_upper_bound(rows)
+    density = h_hat <= 0 or distortion.min() < 0
     top = 1.05 * max(h_hat, rate.max(), distortion.max())
     with styled():
         fig = new_figure(6.0, 5.4)
         ax = fig.add_subplot()
-        ax.fill([0, h_hat, 0], [0, 0, h_hat], color=INFEASIBLE, zorder=0, linewidth=0)
-        infeasible = ax.text(0.2 * h_hat, 0.2 * h_hat, "infeasible\n$R + D < \\hat H$", ha="center",
-                             va="center", fontsize=9, color="#777777", zorder=1)
-        (h_line,) = ax.plot([0, h_hat], [h_hat, 0], linestyle="--", color="black", linewidth=1, zorder=1,
-                            label=f"$D = \\hat H - R$,  $\\hat H$ = {h_hat:.2f}")
+        lines, obstacles = [], []
+        if not density:
+            ax.fill([0, h_hat, 0], [0, 0, h_hat], color=INFEASIBLE, zorder=0, linewidth=0)
+            obstacles.append(ax.text(0.2 * h_hat, 0.2 * h_hat, "infeasible\n$R + D < \\hat H$", ha="center",
+                                     va="center", fontsize=9, color="#777777", zorder=1))
+            lines += ax.plot([0, h_hat], [h_hat, 0], linestyle="--", color="black", linewidth=1, zorder=1,
+                             label=f"$D = \\hat H - R$,  $\\hat H$ = {h_hat:.2f}")
         front = pareto_frontier(rate, distortion)
         sx, sy = stepwise(rate, distortion, front, top, top)
         (f_line,) = ax.plot(sx, sy, color=FRONTIER_COLOUR, linewidth=1.2, zorder=3,
@@ -219,15 +226,22 @@ def plot_rd_plane(rows: Sequence[dict], title: str, labels: Sequence[str] | None
         _trajectories(ax, rows, rate, distortion)
         curve_lines = _curves(ax, curves)
         placed = _markers(ax, rows, rate, distortion, labels)
-        ax.set_xlim(0, top)
-        ax.set_ylim(0, top)
-        ax.set_aspect("equal")
+        if density:
+            xs = np.concatenate([rate, *(np.asarray(c["rate"], float) for c in curves)])
+            ys = np.concatenate([distortion, *(np.asarray(c["distortion"], float) for c in curves)])
+            x_pad, y_pad = (0.06 * (v.max() - v.min()) + 1e-3 for v in (xs, ys))
+            ax.set_xlim(min(0.0, xs.min()) - x_pad, xs.max() + x_pad)   # rates from 0
+            ax.set_ylim(ys.min() - y_pad, ys.max() + y_pad)
+        else:
+            ax.set_xlim(0, top)
+            ax.set_ylim(0, top)
+            ax.set_aspect("equal")
         ax.set_xlabel("rate R (nats)")
         ax.set_ylabel("distortion D (nats)")
         ax.set_title(title)
         ax.grid(True, color="#eeeeee", linewidth=0.6, zorder=0)
-        _legend(ax, rows, [h_line, f_line, c_line, *curve_lines], "upper right")
-        _place_labels(ax, placed, rate, distortion, obstacles=[infeasible])
+        _legend(ax, rows, [*lines, f_line, c_line, *curve_lines], "upper right")
+        _place_labels(ax, placed, rate, distortion, obstacles=obstacles)
     return fig
 
 
