@@ -46,8 +46,8 @@ from . import check_scale
 from ._sigma_vae_claims import claims_table, ordering_claims
 
 NAME = "sigma-vae"
-DESCRIPTION = ("calibrated Gaussian decoders (sigma = 1, beta-VAE, learned, optimal, per-pixel) vs "
-               "Bernoulli: R, D, ELBO and FID with prior and aggregate-posterior sampling")
+DESCRIPTION = ("calibrated Gaussian decoders (learned, optimal, per-pixel sigma) vs sigma = 1, beta-VAE, "
+               "DIP-VAE, WAE and Bernoulli: R, D, ELBO and FID with prior and aggregate-posterior sampling")
 
 # the plateau criterion (rdvae.train: TrainConfig.plateau_epochs, plateau_nats, decay_epochs)
 PLATEAU = {"lr_schedule": "plateau", "plateau_epochs": 4, "plateau_nats": 0.5, "decay_epochs": 4}
