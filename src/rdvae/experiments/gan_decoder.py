@@ -71,7 +71,8 @@ from . import check_scale
 
 NAME = "gan-decoder"
 DESCRIPTION = ("a DCGAN generator as a Gaussian decoder: encoder by conditional likelihood, then joint "
-               "ELBO training; does the ELBO go up while FID(ground truth, re-decoded) gets worse? ([Re] sec. 4)")
+               "ELBO training; does the ELBO go up while FID(ground truth, re-decoded) gets worse? "
+               "([Re] sec. 4)")
 
 SCALES = {
     "smoke": dict(datasets=("digits",), data={"pad": 4}, side=16, latent_dim=16, ngf=8, ndf=8, gan_epochs=2,
