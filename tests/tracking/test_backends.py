@@ -94,19 +94,21 @@ def test_mlflow_holds_params_metrics_figures_and_weights(tmp_path, tiny):
 
 
 def test_an_offline_wandb_run_holds_the_history(tmp_path, tiny, monkeypatch):
-    pytest.importorskip("wandb")
-    from tests.tracking.wandb_reader import config, history
+    wandb = pytest.importorskip("wandb")
+    from tests.tracking.wandb_reader import config, history, records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     train(TrainConfig(**tiny, log=["wandb"]), tmp_path / "r", progress=False)
+    wandb.teardown()   # W&B's service writes the log behind run.finish(); teardown waits for it to close the file
     run_id = json.loads((tmp_path / "r" / "trackers.json").read_text())["wandb"]
     (log,) = (tmp_path / "r" / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
     rows = history(log)
     metrics = RunDir(tmp_path / "r").read_metrics()
     epochs = [r for r in rows if "valid/rate" in r]
     assert [(r["_step"], r["valid/rate"]) for r in epochs] == [(m["step"], pytest.approx(m["rate"]))
-                                                              for m in metrics]
+                                                              for m in metrics], \
+        f"{log.stat().st_size} bytes, records {[r.WhichOneof('record_type') for r in records(log)]}"
     assert [r["_step"] for r in rows if "train/loss" in r] == [2, 4, 6, 8, 10, 12]
     images = [r for r in rows if r.get("samples/_type") == "image-file"]
     assert [r["_step"] for r in images] == [6, 12]
