@@ -100,7 +100,8 @@ def test_an_offline_wandb_run_holds_the_history(tmp_path, tiny, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     train(TrainConfig(**tiny, log=["wandb"]), tmp_path / "r", progress=False)
-    wandb.teardown()   # W&B's service writes the log behind run.finish(); teardown waits for it to close the file
+    # W&B's service writes the log behind run.finish(); teardown waits for it to close the file
+    wandb.teardown()
     run_id = json.loads((tmp_path / "r" / "trackers.json").read_text())["wandb"]
     (log,) = (tmp_path / "r" / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb")
     rows = history(log)
