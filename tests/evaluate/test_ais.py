@@ -114,9 +114,9 @@ def test_ais_rate_distortion_curve_of_a_linear_decoder_is_the_analytic_curve():
 
 def test_bdmc_brackets_the_exact_log_likelihood_and_the_gap_shrinks_with_steps():
     model, _, weight, bias = ppca()
-    short = bdmc(model, steps=20, examples=6, chains=8, leapfrog=5, seed=2)
-    long = bdmc(model, steps=1000, examples=6, chains=8, leapfrog=5, seed=2)
-    x, _ = simulate(model, 6, seed=2)
+    short = bdmc(model, steps=20, examples=24, chains=8, leapfrog=5, seed=2)
+    long = bdmc(model, steps=1000, examples=24, chains=8, leapfrog=5, seed=2)
+    x, _ = simulate(model, 24, seed=2 + 2)   # bdmc simulates with its own seed, seed + 2
     exact = exact_log_px(x, weight, bias).mean().item()
     for result in (short, long):
         assert result["lower_mean"] <= exact + 0.05

@@ -56,13 +56,15 @@ def test_tensorboard_holds_the_scalars_images_and_hparams(tmp_path, tiny):
     assert hparams["family"] == "mlp" and hparams["latent_dim"] == 2 and hparams["model.hidden"] == "[16]"
 
 
-def test_a_resumed_run_does_not_repeat_tensorboard_steps(tmp_path, tiny):
+@pytest.mark.parametrize("stop", [11, 5])
+def test_a_resumed_run_does_not_repeat_tensorboard_steps(tmp_path, tiny, stop):
     pytest.importorskip("tensorboard")
     from tests.helpers import Interrupt, stop_at
 
     config = TrainConfig(**{**tiny, "epochs": 3, "log_figures_every": 0}, log=["tensorboard"])
-    with pytest.raises(Interrupt):   # epoch 2 logged 8 and 10 past epoch 1's checkpoint (step 6)
-        train(config, tmp_path / "r", progress=False, on_step=stop_at(11))
+    # 11: epoch 2 logged 8 and 10 past epoch 1's checkpoint (step 6); 5: steps 2 and 4 before any checkpoint
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "r", progress=False, on_step=stop_at(stop))
     train(None, tmp_path / "r", resume=True, progress=False)
     events = _events(tmp_path / "r" / "tensorboard")
     assert len(list((tmp_path / "r" / "tensorboard").glob("events.out.tfevents.*"))) == 2

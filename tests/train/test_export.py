@@ -51,3 +51,15 @@ def test_export_refuses_an_unfinished_run(tmp_path, capsys):
     (tmp_path / "run" / "config.json").write_text(json.dumps(TrainConfig(**TINY).to_dict()))
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 2
     assert "is not a finished run" in capsys.readouterr().err
+
+
+def test_export_never_overwrites_a_users_files_but_replaces_an_earlier_export(tmp_path, capsys):
+    train(TrainConfig(**TINY), tmp_path / "run", progress=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my own notes")
+    assert main(["export", str(tmp_path / "run"), str(project)]) == 2
+    assert "is not an earlier export" in capsys.readouterr().err
+    assert (project / "README.md").read_text() == "my own notes"
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 0
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 0   # an earlier export is replaced

@@ -29,6 +29,7 @@ def register(sub) -> None:
 def run(args) -> dict:
     from ..plots.report_page import report_page
     from ..plots.sweep_figures import PlotError
+    from ..sweep.spec import SweepError
     from . import UserError
 
     out = Path(args.out_file) if args.out_file else Path(args.source) / "report.html"
@@ -37,7 +38,7 @@ def run(args) -> dict:
                         f"{out / 'report.html'}")
     try:
         result = report_page(args.source, out, image_runs=args.image_runs)
-    except PlotError as err:
+    except (PlotError, SweepError) as err:
         raise UserError(str(err)) from None
     print(f"{out}: {result['runs']} runs, {result['with_images']} with images, "
           f"{result['bytes'] / 1e6:.1f} MB")

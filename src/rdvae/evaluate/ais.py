@@ -366,7 +366,9 @@ def bdmc(model: LatentVariableModel, steps: int, examples: int = 10, chains: int
     stochastic lower bound on log p(x), reverse AIS from the simulating z (an exact draw of p(z|x),
     shared by the reverse chains) an upper bound; the mean gap (nats) bounds the error of either on
     such data. Both directions take the step sizes of one forward pilot of their own."""
-    x, z = simulate(model, examples, seed)
+    # the simulation has its own seed: sharing the forward run's would start a forward chain at the
+    # simulating z, an exact posterior draw, and the lower bound would not be one
+    x, z = simulate(model, examples, seed + 2)
     schedule = sigmoid_schedule(steps)
     forward = anneal(model, x, schedule, chains=chains, seed=seed, **options)
     initial = z.unsqueeze(0).expand(chains, *z.shape).contiguous()

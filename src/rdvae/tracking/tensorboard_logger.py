@@ -28,7 +28,7 @@ class TensorBoardLogger:
 
     def start(self, config: dict, step: int = 0) -> None:
         # steps up to the checkpoint's were logged before it; later ones are logged again now
-        self.writer = self.writer_class(str(self.log_dir), purge_step=step + 1 if step else None)
+        self.writer = self.writer_class(str(self.log_dir), purge_step=step + 1)
         self.params = flat_params(config)
         self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```", step)
 

@@ -106,6 +106,18 @@ trained = load_run("{name}")     # this folder: config.json + model.safetensors
     return "\n".join(lines) + body
 
 
+def check_export_folder(out: Path) -> None:
+    """An export writes a new or empty folder, or replaces an earlier export (its card and config beside
+    nothing but the files an export writes): a user's own files are never overwritten."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"export writes a folder, but {out} is a file")
+    present = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    earlier_export = {CARD, CONFIG} <= present <= {WEIGHTS, CONFIG, SUMMARY, METRICS, CARD}
+    if present and not earlier_export:
+        raise ConfigError(f"{out} already holds files ({', '.join(sorted(present)[:5])}) and is not an "
+                          "earlier export; name a new or empty folder")
+
+
 def export_run(run_dir: str | Path, out: str | Path) -> dict:
     """Copy a finished run's files into `out` and write its model card; returns what was written."""
     run, out = RunDir(run_dir), Path(out)
@@ -116,12 +128,13 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict:
                           "train it to the end (rdvae train --resume) before exporting it")
     if out.resolve() == run.path.resolve():
         raise ConfigError(f"export into another folder than the run itself ({out})")
+    check_export_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG, SUMMARY, METRICS):
         if (run / name).exists():
             shutil.copyfile(run / name, out / name)
     checksum = data_sha256(dataset_for(config, record=False))
     command = train_command(config)
-    write_text(out / CARD, model_card(config, summary, out.name, command, checksum))
+    write_text(out / CARD, model_card(config, summary, out.resolve().name, command, checksum))
     return {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "command": command,
             "dataset_sha256": checksum}
