@@ -62,4 +62,5 @@ def test_export_never_overwrites_a_users_files_but_replaces_an_earlier_export(tm
     assert "is not an earlier export" in capsys.readouterr().err
     assert (project / "README.md").read_text() == "my own notes"
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 0
-    assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 0   # an earlier export is replaced
+    # an earlier export is replaced
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub")]) == 0

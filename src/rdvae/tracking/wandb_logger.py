@@ -4,7 +4,9 @@ TensorBoard, summary.json as the run summary, model.safetensors as a model artif
 
 WANDB_MODE=offline (or wandb_mode=offline) writes the run into RUN_DIR/wandb/offline-run-*/ for a later
 `wandb sync`. A resumed run continues the same W&B run (id in RUN_DIR/trackers.json, resume="allow");
-W&B ignores values logged at a step below the run's current one, so nothing is logged twice."""
+online, W&B ignores values logged at a step below the run's current one, so nothing is logged twice.
+Offline, W&B does not resume: the resumed part is a second offline run with the same id, and the steps
+between the checkpoint and the interruption appear in both."""
 
 from __future__ import annotations
 
