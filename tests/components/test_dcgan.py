@@ -39,3 +39,10 @@ def test_the_decoder_is_a_gaussian_with_the_generator_as_mean():
 def test_sizes_that_are_not_a_power_of_two_are_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"square images of side 16, 32, 64.*data.pad=2"):
         dcgan((1, 28, 28))
+
+
+@pytest.mark.parametrize("options", [{"ngf": 0}, {"ndf": -1}])
+def test_a_width_below_one_names_the_option(options):
+    (name, value), = options.items()
+    with pytest.raises(ValueError, match=f"{name} .*must be an integer >= 1, got {value!r}"):
+        build_model("dcgan", (1, 16, 16), 8, **options)

@@ -79,6 +79,10 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         tiny(collapse_tolerance=-1).validated()
     with pytest.raises(ConfigError, match="fid_samples must be an integer >= 2, got 1"):
         tiny(fid_samples=1).validated()
+    with pytest.raises(ConfigError, match="inception must be the path of a TorchScript file or null, got 5"):
+        tiny(inception=5).validated()
+    with pytest.raises(ConfigError, match="dataset must be a dataset name or path, got 5"):
+        tiny(dataset=5).validated()
     with pytest.raises(ConfigError, match="square images of side 16, 32, 64"):
         train_gan(tiny(data={}), tmp_path / "eight", progress=False)       # digits are 8 x 8
     with pytest.raises(ConfigError, match="unknown GAN config field"):

@@ -58,12 +58,20 @@ def dcgan_init_(module: nn.Module) -> nn.Module:
     return module
 
 
+def check_width(name: str, value) -> int:
+    """ngf / ndf: the width of the last (first) block, a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} (the DCGAN's base width) must be an integer >= 1, got {value!r}")
+    return value
+
+
 class DCGANGenerator(nn.Module):
     """g(z): z [N, d] -> images [N, C, S, S] in [0, 1]."""
 
     def __init__(self, event_shape: Sequence[int], latent_dim: int, ngf: int = NGF):
         super().__init__()
         channels, k = dcgan_levels(event_shape, "generator")
+        ngf = check_width("ngf", ngf)
         self.latent_dim, self.event_shape = latent_dim, tuple(event_shape)
         width = ngf * 2 ** (k - 1)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, width, 4, 1, 0, bias=False),
@@ -85,6 +93,7 @@ class DCGANFeatures(nn.Module):
     def __init__(self, event_shape: Sequence[int], ndf: int = NDF):
         super().__init__()
         channels, k = dcgan_levels(event_shape, "discriminator / encoder")
+        ndf = check_width("ndf", ndf)
         layers: list[nn.Module] = [nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         width = ndf
         for _ in range(k - 1):

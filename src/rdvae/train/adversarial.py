@@ -82,6 +82,11 @@ class GANConfig:
                 raise ConfigError(f"{name} must be a number in [{low}, {high}){extra}, got {value!r}")
         if self.fid_split not in ("train", "valid", "test"):
             raise ConfigError(f"fid_split must be train, valid or test, got {self.fid_split!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError(f"dataset must be a dataset name or path, got {self.dataset!r}")
+        if self.inception is not None and not isinstance(self.inception, str):
+            raise ConfigError("inception must be the path of a TorchScript file or null, "
+                              f"got {self.inception!r}")
         if self.inception is not None and not Path(self.inception).is_file():
             raise ConfigError(f"inception: no TorchScript feature network at {self.inception!r}; give the "
                               "file (rdvae downloads no weights) or null for rdvae's classifier features")
