@@ -133,6 +133,8 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict:
     for name in (WEIGHTS, CONFIG, SUMMARY, METRICS):
         if (run / name).exists():
             shutil.copyfile(run / name, out / name)
+        else:                                   # an earlier export's file of a run that had it
+            (out / name).unlink(missing_ok=True)
     checksum = data_sha256(dataset_for(config, record=False))
     command = train_command(config)
     write_text(out / CARD, model_card(config, summary, out.resolve().name, command, checksum))
