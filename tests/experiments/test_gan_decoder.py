@@ -84,3 +84,13 @@ def test_a_folder_of_unlabelled_images_needs_a_feature_network(tmp_path):
     net, info = fid_features(GANConfig(dataset=str(folder), data={"resize": [16, 16]}, inception=str(path)))
     assert info["features"].startswith("TorchScript")
     assert net.features(torch.rand(3, 3, 16, 16)).shape == (3, 2)
+
+
+def test_the_claims_read_the_direction_from_stage_1_to_stage_2():
+    rows = [{"stage": "ground truth (GAN)", "fid_samples": 5.0},
+            {"stage": "stage1-encoder", "elbo": -100.0, "fid_ground_truth": 20.0, "fid_samples": 6.0},
+            {"stage": "stage2-joint", "elbo": 50.0, "fid_ground_truth": 2.0, "fid_samples": 90.0}]
+    claims = gan_decoder.direction_claims(rows)
+    assert [c["holds"] for c in claims] == ["yes", "no", "yes"]   # ELBO up, FID(gt) down, FID(samples) up
+    assert claims[0]["here"] == "-100.0 -> 50.0" and claims[0]["paper"] == "-19072.7 -> 5137.17"
+    assert [c["holds"] for c in gan_decoder.direction_claims(rows[:2])] == ["n/a"] * 3
