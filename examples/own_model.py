@@ -11,9 +11,10 @@ CPU core:
 
     python examples/own_model.py --out runs/own-model
 
-The run records this file as its plugin (config.json), so the command line needs no --plugin:
+The run records this file as its plugin (config.json, with its SHA-256). A run folder never runs code
+unasked, so later commands name the file again (and refuse it if it changed since the run was trained):
 
-    rdvae eval runs/own-model/own --iw-samples 1000
+    rdvae eval runs/own-model/own --plugin examples/own_model.py --iw-samples 1000
 
 The same file works as a plugin on its own: `rdvae train --plugin examples/own_model.py
 --family own-mlp --binarize dynamic --out runs/own`.
@@ -121,7 +122,7 @@ def main() -> None:
     rows = []
     for name, family in (("own", "own-mlp"), ("mlp", "mlp")):
         run_dir = out / name
-        # plugins: config.json records this file, so `rdvae eval` and --resume import it again;
+        # plugins: config.json records this file and its SHA-256 (`rdvae eval --plugin` checks them);
         # resume=True: a finished run of the same config is reused when the script runs again
         plugins = [__file__] if family == "own-mlp" else []
         train(TrainConfig(family=family, plugins=plugins, **settings), run_dir, resume=True, progress=False)
@@ -143,7 +144,7 @@ def main() -> None:
     fig = plot_rd_plane(rows, "digits: own-mlp vs mlp")
     (figure,) = save_figure(fig, out / "rd_plane", formats=("png",))
     print(f"rate-distortion plane: {figure}")
-    print(f"next: rdvae eval {out / 'own'} --iw-samples 1000   (no --plugin: the run recorded it)")
+    print(f"next: rdvae eval {out / 'own'} --plugin {Path(__file__)} --iw-samples 1000")
 
 
 if __name__ == "__main__":

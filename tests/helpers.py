@@ -1,9 +1,11 @@
-"""Small models with closed forms, shared by the tests."""
+"""Small models with closed forms, shared by the tests; and the skips for tests that need an extra."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -80,3 +82,31 @@ class NanAt(BetaObjective):
     def loss(self, rate, distortion, step=0):
         loss = super().loss(rate, distortion, step)
         return loss * math.nan if self.nan_steps(step) else loss
+
+
+# -- optional extras -----------------------------------------------------------------------------------
+# `pip install -e '.[dev]' && python -m pytest` (the README) must pass without any other extra: a test
+# that needs one skips, naming it. Tests of the error shown when an extra is missing run without it.
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # its parent package is missing; it is None in sys.modules
+        return False
+
+
+def _reason(module: str, extra: str) -> str:
+    return f"needs {module}, from the [{extra}] extra: pip install 'rdvae[{extra}]'"
+
+
+def needs(module: str, extra: str) -> pytest.MarkDecorator:
+    """A mark (for a test, or a case's `pytest.param(..., marks=...)`) that skips it unless `module`,
+    which rdvae's extra `extra` installs, is there."""
+    return pytest.mark.skipif(not installed(module), reason=_reason(module, extra))
+
+
+def need(module: str, extra: str):
+    """Inside a test or fixture: `module` imported, or the test skipped naming the extra that has it."""
+    __tracebackhide__ = True   # the skip is reported at the caller's line
+    return pytest.importorskip(module, reason=_reason(module, extra))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 
 import torch
 
@@ -32,10 +33,16 @@ def free_cores() -> int:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Use `threads` torch threads (None: the free cores); returns the number set."""
+    """Use `threads` torch threads (None: the free cores); returns the number set. More threads than
+    the cores this process may run on only make OpenMP's workers wait on each other (an epoch
+    hundreds of times slower), so a larger number is lowered to the cores, with one line on stderr."""
     threads = free_cores() if threads is None else threads
-    if not (isinstance(threads, int) and threads >= 1):
+    if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+    cores = available_cores()
+    if threads > cores:
+        print(f"rdvae: --threads {threads} is more than the {cores} cores; using {cores}", file=sys.stderr)
+        threads = cores
     torch.set_num_threads(threads)
     return threads
 

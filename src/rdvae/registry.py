@@ -114,8 +114,13 @@ class Registry:
 
     def build(self, name: str, *args, where: str = "", **options) -> Any:
         """Call `name`'s builder with the leading arguments and the options it takes (checked: known,
-        and of the kind of their default); a ValueError or TypeError it raises becomes a ConfigError
-        naming the builder."""
+        and of the kind of their default). A ValueError or TypeError it raises becomes a ConfigError
+        naming the builder, and so does a LookupError (KeyError, IndexError: e.g. an option value looked
+        up in a table, `ACTIVATIONS[activation]`), naming the option whose value is the missing key.
+
+        An AssertionError is not converted: an assert states an invariant of the code (and is gone
+        under `python -O`), so its failure is a bug to show with its traceback; a builder rejects a
+        bad option value with a ValueError naming the option, the value and what is allowed."""
         self.check_options(name, options, where)
         accepted = self.options(name)
         for key, value in options.items():
@@ -127,6 +132,31 @@ class Registry:
             if isinstance(err, ConfigError):
                 raise
             raise ConfigError(f"{self.kind} {name!r}{where}: {err}") from err
+        except LookupError as err:
+            raise ConfigError(f"{self.kind} {name!r}{where}: {_lookup_failure(err, options)}") from err
+
+
+def _lookup_failure(err: LookupError, options: dict) -> str:
+    """What a KeyError (or another LookupError) raised by a builder says: the option whose value was the
+    key not found where one is (e.g. activation='relu' for KeyError: 'relu'), else the error itself."""
+    raised = f"{type(err).__name__} {' '.join(str(err).split())}".strip()
+    key = err.args[0] if isinstance(err, KeyError) and len(err.args) == 1 else None
+    named = [k for k, v in options.items() if key is not None and _holds(v, key)]
+    if named:
+        return (f"option value not accepted: {', '.join(f'{k}={options[k]!r}' for k in named)} (the builder "
+                f"raised {raised})")
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return f"the builder raised {raised}" + (f" (options given: {given})" if options else "")
+
+
+def _holds(value, key) -> bool:
+    """Whether an option's value is `key` or, for a list, holds it (values that cannot be compared: no)."""
+    try:
+        if isinstance(value, list | tuple):
+            return any(type(v) is type(key) and v == key for v in value)
+        return type(value) is type(key) and bool(value == key)
+    except Exception:  # noqa: BLE001 - e.g. a tensor's ambiguous truth value
+        return False
 
 
 def _kind_of(default) -> tuple[str, Callable[[Any], bool]] | None:

@@ -3,9 +3,11 @@
 import csv
 import json
 import os
+import sys
 
 import pytest
 import torch
+from tests.helpers import needs
 
 from rdvae.cli import build_parser, main
 from rdvae.rundir import RunDir
@@ -176,7 +178,8 @@ def test_damaged_run_files_are_one_clean_line(damage, trained, tmp_path, capsys)
       "--set", "model.conv_width=0.25", "--out", "tc"], "factorized"),
     (["train", "--seed", "99999999999999999999", "--out", "s"], "seed must be at most"),
     (["eval", "RUN", "--seed", "99999999999999999999"], "integer in [0, 4294967295]"),
-    (["sweep", "--grid", "beta=1", "--executor", "ray", "--address", "junk", "--out", "r"], "cannot join"),
+    pytest.param(["sweep", "--grid", "beta=1", "--executor", "ray", "--address", "junk", "--out", "r"],
+                 "cannot join", marks=needs("ray", "ray")),   # without Ray: the test below
 ])
 def test_fuzz_findings_are_clean_errors(argv, message, trained, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -191,6 +194,14 @@ def test_fuzz_findings_are_clean_errors(argv, message, trained, tmp_path, capsys
     else:
         assert message in one_clean_line(capsys)
     assert code == 2
+
+
+def test_the_ray_executor_without_ray_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ray", None)   # import ray -> ImportError, as when it is not installed
+    argv = ["sweep", "--grid", "beta=1", "--executor", "ray", "--address", "junk", "--out", "r"]
+    assert main([*argv, *TINY[:4], "--no-progress"]) == 2
+    assert "pip install 'rdvae[ray]'" in one_clean_line(capsys)
 
 
 def test_family_codes_starting_with_a_dash_are_values(tmp_path, capsys):

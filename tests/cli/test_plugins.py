@@ -9,6 +9,7 @@ imports scikit-learn for the bundled digits)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -158,13 +159,15 @@ def work(tmp_path_factory):
     return {"root": root, "run": trained}
 
 
-def test_train_with_a_plugin_file_records_its_absolute_path(work):
+def test_train_with_a_plugin_file_records_its_path_from_the_run_folder_and_its_sha256(work):
     root, trained = work["root"], work["run"]
     assert trained["status"] == "done" and trained["family"] == "tiny"
     assert trained["latent_dim"] == 3  # the plugin family's default latent_dim
     _finite(trained)
     config = _read(root / "run" / "config.json")
-    assert config["plugins"] == [str((root / "plug.py").resolve())]
+    assert config["plugins"] == ["../plug.py"]   # relative to the run folder, not to where train ran
+    assert config["plugin_fingerprints"] == {"plug": {"sha256": hashlib.sha256((PLUGIN + FAMILY).encode())
+                                                      .hexdigest()}}
     assert config["family"] == "tiny"
     assert _read(root / "run" / "summary.json")["elbo"] == pytest.approx(trained["elbo"])
 
@@ -172,9 +175,11 @@ def test_train_with_a_plugin_file_records_its_absolute_path(work):
 def test_eval_and_resume_import_the_recorded_plugin(work):
     root, trained = work["root"], work["run"]
     shutil.copytree(root / "run", root / "resumed")  # the other tests keep the one-epoch run
-    evaluated, resumed = rdvae_together(  # neither has --plugin: it comes from config.json
-        ["eval", "run", "--no-progress", "--json"],
-        ["train", "--resume", "--out", "resumed", "--epochs", "2", "--no-progress", "--json"], cwd=root)
+    # the recorded plugin is imported when named again (--plugin) or when the folder is trusted
+    evaluated, resumed = rdvae_together(
+        ["eval", "run", "--plugin", "plug.py", "--no-progress", "--json"],
+        ["train", "--resume", "--out", "resumed", "--epochs", "2", "--trust-plugins", "--no-progress",
+         "--json"], cwd=root)
 
     evaluated = _ok(evaluated).json()
     _finite(evaluated)
@@ -188,10 +193,10 @@ def test_eval_and_resume_import_the_recorded_plugin(work):
     records = [json.loads(line) for line in (root / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if "epoch" in r] == [1, 2]  # continued, not trained from scratch
     config = _read(root / "resumed" / "config.json")
-    assert config["plugins"] == [str((root / "plug.py").resolve())] and config["epochs"] == 2
+    assert config["plugins"] == ["../plug.py"] and config["epochs"] == 2
 
 
-def _check_sweep(out: Path, plugin: Path):
+def _check_sweep(out: Path, plugin: str):
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(float(r["beta"]), r["status"], r["error"]) for r in rows] == [(0.5, "done", ""),
@@ -209,10 +214,11 @@ def test_sweep_in_a_local_process_pool_then_plot(work):
     result = _ok(rdvae(*SWEEP, "--executor", "local", "--workers", "2", "--plugin", "plug.py",
                        "--out", "sweep", "--json", cwd=root))
     assert len(result.json()["trained"]) == 2 and result.json()["failed"] == []
-    _check_sweep(root / "sweep", (root / "plug.py").resolve())
+    _check_sweep(root / "sweep", "../../../plug.py")
+    assert _read(root / "sweep" / "sweep.json")["base"]["plugins"] == ["../plug.py"]
 
-    # plot loads the runs' models for the image grids: the plugin again comes from their config.json
-    plotted = _ok(rdvae("plot", "sweep", "--format", "png", "--no-progress", cwd=root))
+    # plot loads the runs' models for the image grids: their config.json names the plugin, named again
+    plotted = _ok(rdvae("plot", "sweep", "--format", "png", "--plugin", "plug.py", "--no-progress", cwd=root))
     files = [root / line for line in plotted.out.split()]
     names = sorted(f.name for f in files)
     assert names == ["elbo_rate.png", "rd_plane.png", "reconstructions.png", "samples.png"], plotted.out
@@ -222,18 +228,18 @@ def test_sweep_in_a_local_process_pool_then_plot(work):
 
 @pytest.mark.slow
 def test_sweep_on_ray(work):
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason="needs ray, from the [ray] extra: pip install 'rdvae[ray]'")
     root = work["root"]
     result = _ok(rdvae(*SWEEP, "--executor", "ray", "--ray-cpus", "2", "--cpus-per-run", "1", "--plugin",
                        "plug.py", "--out", "ray-sweep", "--json", cwd=root))
     assert len(result.json()["trained"]) == 2 and result.json()["failed"] == []
-    _check_sweep(root / "ray-sweep", (root / "plug.py").resolve())
+    _check_sweep(root / "ray-sweep", "../../../plug.py")
 
 
 def test_a_plugin_missing_later_is_one_clear_error(work):
     root = work["root"]
     plugin = (root / "plug.py").resolve()
-    assert _read(root / "run" / "config.json")["plugins"] == [str(plugin)]
+    assert _read(root / "run" / "config.json")["plugins"] == ["../plug.py"]
     plugin.rename(root / "renamed.py")  # moved after training; put back below for the other tests
     try:
         evaluated, resumed = rdvae_together(["eval", "run", "--no-progress"],

@@ -17,8 +17,10 @@ def test_sweep_continue_and_plot(tmp_path, capsys):
     out = tmp_path / "sweep"
     argv = ["sweep", *TINY, "--grid", "family=mlp,zzz", "--grid", "beta=0.5,2", "--workers", "1",
             "--out", str(out), "--json"]
-    assert main(argv) == 0
-    captured = capsys.readouterr().out
+    assert main(argv) == 0   # some runs succeeded: exit 0, and a line on stderr names the failed ones
+    captured = capsys.readouterr()
+    assert f"rdvae sweep: 2 of 4 runs failed; see the error column of {out}/results.csv\n" in captured.err
+    captured = captured.out
     result = json.loads(captured.strip().splitlines()[-1])
     assert captured.splitlines()[0].split() == ["family", "beta", "R", "D", "-ELBO", "status"]
     assert [(r["family"], r["beta"], r["status"]) for r in result["rows"]] == [
@@ -34,6 +36,38 @@ def test_sweep_continue_and_plot(tmp_path, capsys):
     assert main(["plot", str(out), "--no-grids", "--format", "png", "--json"]) == 0
     plotted = _last_json(capsys)
     assert sorted(p.rsplit("/", 1)[1] for p in plotted["files"]) == ["elbo_rate.png", "rd_plane.png"]
+
+
+def test_a_sweep_in_which_every_run_failed_exits_2(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", *TINY, "--grid", 'model.activation="bogus","nope"', "--workers", "1", "--out", str(out)]
+    assert main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])   # --json: the report is still the last line
+    assert [r["status"] for r in result["rows"]] == ["failed", "failed"] and len(result["failed"]) == 2
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err, captured.err
+    assert err[0].startswith("rdvae sweep: error: all 2 runs failed "
+                             "(runs/000-activation=bogus: ConfigError: ")
+    assert "unknown activation 'bogus'" in err[0]
+    assert err[0].endswith(f"see the error column of {out}/results.csv and the traceback in a failed run's "
+                           "runs/NAME/error.log")
+
+    rows = {r["run_dir"]: r for r in result["rows"]}
+    for run_dir, row in rows.items():
+        assert row["error"].endswith(f"(while training; full traceback in {run_dir}/error.log)")
+        assert "Traceback" in (out / run_dir / "error.log").read_text()
+
+    assert main(["sweep", "--out", str(out), "--no-progress"]) == 2   # retried, failed again: still 2
+    assert "all 2 runs failed" in capsys.readouterr().err
+
+
+def test_a_sweep_whose_only_run_failed_says_so(tmp_path, capsys):
+    argv = ["sweep", *TINY, "--set", "beta=-1", "--workers", "1", "--out", str(tmp_path / "s")]
+    assert main(argv) == 2   # a config error: recorded without a run folder, no error.log to point at
+    err = capsys.readouterr().err
+    assert err.startswith("rdvae sweep: error: its only run failed (runs/000: ConfigError: beta must be"), err
+    assert "error.log" not in err and not (tmp_path / "s" / "runs" / "000").exists()
 
 
 def test_sweep_from_a_toml_spec(tmp_path, capsys):

@@ -40,12 +40,13 @@ def test_own_model_trains_measures_and_plots_both_models(tmp_path):
     assert (out / "rd_plane.png").stat().st_size > 10_000
     own, mlp = _finite_summary(out / "own"), _finite_summary(out / "mlp")
     assert (own["family"], mlp["family"]) == ("own-mlp", "mlp")
-    assert f"rdvae eval {out / 'own'} --iw-samples 1000" in stdout
-    # the run recorded the script as its plugin, so the printed next step works without --plugin
+    assert f"rdvae eval {out / 'own'} --plugin {EXAMPLES / 'own_model.py'} --iw-samples 1000" in stdout
+    # the run recorded the script as its plugin (absolute: it shares no folder with the run but the root),
+    # and the printed next step names it again
     config = json.loads((out / "own" / "config.json").read_text())
     assert config["plugins"] == [str(EXAMPLES / "own_model.py")]
-    evaluated = _run(["-m", "rdvae", "eval", out / "own", "--iw-samples", "5", "--no-progress", "--json"],
-                     tmp_path)
+    evaluated = _run(["-m", "rdvae", "eval", out / "own", "--plugin", EXAMPLES / "own_model.py",
+                      "--iw-samples", "5", "--no-progress", "--json"], tmp_path)
     assert math.isfinite(json.loads(evaluated.strip().splitlines()[-1])["iw_nll"])
 
 

@@ -4,8 +4,10 @@ Chromium with every non-file request refused), and a click shows the run's image
 import json
 import re
 import shutil
+import sys
 
 import pytest
+from tests.helpers import need, needs
 
 from rdvae.cli import main
 from rdvae.sweep import ResultsTable, SweepSpec, product, run_sweep, sweep
@@ -16,7 +18,7 @@ BASE = {"dataset": "digits", "binarize": "static", "latent_dim": 2, "model.hidde
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    pytest.importorskip("plotly")
+    need("plotly", "report")
     out = tmp_path_factory.mktemp("report")
     spec = SweepSpec(base=BASE, points=product(sweep("family", ["mlp", "mlp-v"]), sweep("beta", [0.3, 3.0])))
     run_sweep(out / "sw", spec, workers=1, progress=False)
@@ -47,9 +49,18 @@ def test_a_run_directory_gets_a_page_too(report, tmp_path):
     assert run["run_dir"] == run_dir.name
 
 
+@needs("plotly", "report")   # without plotly, report stops at the message the next test checks
 def test_report_refuses_a_folder_that_is_no_sweep_or_run(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
     assert "neither a sweep directory (results.csv) nor a run directory" in capsys.readouterr().err
+
+
+def test_report_without_plotly_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "plotly", None)   # import plotly -> ImportError, as when not installed
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "pip install 'rdvae[report]'" in err
 
 
 def _chromium() -> str:
@@ -60,7 +71,7 @@ def _chromium() -> str:
 
 
 def test_the_page_plots_the_points_offline_in_headless_chromium(report):
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = need("playwright.sync_api", "tracking-tests")
     rows = {r["run_dir"]: r for r in ResultsTable(report / "sw").read()}
     refused = []
     with sync_api.sync_playwright() as p:

@@ -3,19 +3,13 @@
 import sys
 
 import pytest
+from tests.helpers import need, needs
 
 from rdvae.sweep import ExecutorError, SweepSpec, comparable, run_sweep, sweep
 
-try:
-    import ray  # noqa: F401
-    HAVE_RAY = True
-except ImportError:
-    HAVE_RAY = False
-
 
 @pytest.mark.slow  # starting Ray and its workers takes 15-60 s on 2 cores; CI runs -m slow
-@pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed: pip install 'rdvae[ray]' to test the "
-                                         "Ray executor")
+@needs("ray", "ray")
 def test_ray_executor_gives_the_local_rows(tmp_path, tiny_base):
     spec = SweepSpec(base=tiny_base, points=sweep("beta", [0.5, 2.0]) + [{"beta": -1.0}])
     local = run_sweep(tmp_path / "local", spec, workers=1, progress=False)
@@ -40,9 +34,9 @@ def test_missing_ray_says_how_to_install(tmp_path, tiny_base, monkeypatch):
 
 
 @pytest.mark.slow  # Ray start-up, as above
-@pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed: pip install 'rdvae[ray]'")
+@needs("ray", "ray")
 def test_ray_workers_log_to_the_trackers_with_the_swept_fields(tmp_path, tiny_base):
-    pytest.importorskip("tensorboard")
+    need("tensorboard", "tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     base = {**tiny_base, "log": ["tensorboard"], "log_figures_every": 0}

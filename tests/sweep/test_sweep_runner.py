@@ -66,7 +66,15 @@ def test_config_error_and_exception_are_recorded_and_retried(tmp_path, tiny_base
     assert status[1.0] == ("done", None) and status[4.0] == ("done", None)
     assert status[-1.0][0] == "failed" and "ConfigError: beta must be a positive" in status[-1.0][1]
     assert status[3.0][0] == "failed" and "epochs must be an integer >= 1" in status[3.0][1]
-    assert status[2.0] == ("failed", "RuntimeError: disk full (simulated)")
+    # the row keeps the exception's type and message, the stage it failed in, and where the traceback is
+    log = f"runs/{spec.names[2]}/error.log"
+    assert status[2.0] == ("failed", f"RuntimeError: disk full (simulated) (while training; full traceback "
+                                     f"in {log})")
+    traceback = (tmp_path / log).read_text()
+    assert "Traceback (most recent call last)" in traceback and "in flaky_train" in traceback
+    assert traceback.rstrip().endswith("RuntimeError: disk full (simulated)")
+    # config errors fail before the run has a folder: the row is all there is
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("runs/*/error.log")] == [log]
     failed_row = next(r for r in report.rows if r["beta"] == -1.0)
     assert failed_row["family"] == "mlp" and failed_row["rate"] is None and failed_row["seed"] == 0
 
@@ -75,6 +83,22 @@ def test_config_error_and_exception_are_recorded_and_retried(tmp_path, tiny_base
     assert calls == [2.0]  # only the failed run is trained again; config errors fail again at once
     assert {r["beta"]: r["status"] for r in retry.rows} == {1.0: "done", -1.0: "failed", 2.0: "done",
                                                             3.0: "failed", 4.0: "done"}
+    assert not (tmp_path / log).exists()   # the run succeeded: no stale error.log
+
+
+def test_a_point_that_fails_in_a_builder_keeps_its_message_and_traceback(tmp_path, tiny_base):
+    spec = SweepSpec(base=tiny_base, points=sweep("model.activation", ["tanh", "bogus"]))
+    report = run_sweep(tmp_path, spec, workers=1, progress=False)
+    good, bad = report.rows
+    assert good["status"] == "done" and good["error"] is None
+    assert not (tmp_path / good["run_dir"] / "error.log").exists()
+    assert bad["status"] == "failed" and "unknown activation 'bogus'" in bad["error"]
+    assert bad["error"].endswith(f"(while training; full traceback in {bad['run_dir']}/error.log)")
+    log = tmp_path / bad["run_dir"] / "error.log"
+    assert log.parent.resolve() == (tmp_path / "runs" / spec.names[1]).resolve()   # inside the run folder
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "unknown activation 'bogus'" in text
+    assert text.startswith(f"rdvae sweep: run {spec.names[1]} failed while training")
 
 
 def test_interrupted_run_resumes_exactly(tmp_path, tiny_base, monkeypatch):

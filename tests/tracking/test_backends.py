@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.helpers import need
 
 from rdvae.rundir import RunDir
 from rdvae.sweep import SweepSpec, product, run_sweep, sweep
@@ -39,7 +40,7 @@ def _hparams(log_dir: Path) -> dict:
 
 
 def test_tensorboard_holds_the_scalars_images_and_hparams(tmp_path, tiny):
-    pytest.importorskip("tensorboard")
+    need("tensorboard", "tensorboard")
     summary = train(TrainConfig(**tiny, log=["tensorboard"]), tmp_path / "r", progress=False)
     events = _events(tmp_path / "r" / "tensorboard")
     tags = events.Tags()
@@ -58,7 +59,7 @@ def test_tensorboard_holds_the_scalars_images_and_hparams(tmp_path, tiny):
 
 @pytest.mark.parametrize("stop", [11, 5])
 def test_a_resumed_run_does_not_repeat_tensorboard_steps(tmp_path, tiny, stop):
-    pytest.importorskip("tensorboard")
+    need("tensorboard", "tensorboard")
     from tests.helpers import Interrupt, stop_at
 
     config = TrainConfig(**{**tiny, "epochs": 3, "log_figures_every": 0}, log=["tensorboard"])
@@ -73,7 +74,7 @@ def test_a_resumed_run_does_not_repeat_tensorboard_steps(tmp_path, tiny, stop):
 
 
 def test_mlflow_holds_params_metrics_figures_and_weights(tmp_path, tiny):
-    mlflow = pytest.importorskip("mlflow")
+    mlflow = need("mlflow", "mlflow")
     summary = train(TrainConfig(**tiny, log=["mlflow"], log_tags={"sweep_point": "a"}), tmp_path / "r",
                     progress=False)
     client = mlflow.MlflowClient(tracking_uri=(tmp_path / "r" / "mlruns").as_uri())
@@ -96,7 +97,7 @@ def test_mlflow_holds_params_metrics_figures_and_weights(tmp_path, tiny):
 
 
 def test_an_offline_wandb_run_holds_the_history(tmp_path, tiny, monkeypatch):
-    wandb = pytest.importorskip("wandb")
+    wandb = need("wandb", "wandb")
     from tests.tracking.wandb_reader import config, history, records
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -120,8 +121,8 @@ def test_an_offline_wandb_run_holds_the_history(tmp_path, tiny, monkeypatch):
 
 
 def test_a_sweep_tags_each_run_with_its_swept_fields(tmp_path, tiny):
-    pytest.importorskip("tensorboard")
-    mlflow = pytest.importorskip("mlflow")
+    need("tensorboard", "tensorboard")
+    mlflow = need("mlflow", "mlflow")
     base = {**{k: v for k, v in tiny.items() if k != "model"}, "model.hidden": [16], "epochs": 1,
             "log": ["tensorboard", "mlflow"], "log_figures_every": 0}
     spec = SweepSpec(base=base, points=product(sweep("beta", [0.5, 2.0])))

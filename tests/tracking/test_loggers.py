@@ -57,8 +57,8 @@ def _without_timing(summary):
 def test_the_default_writes_what_it_always_wrote(tmp_path, tiny):
     train(TrainConfig(**tiny), tmp_path / "r", progress=False)
     names = sorted(p.name for p in (tmp_path / "r").iterdir())
-    assert names == ["config.json", "metrics.jsonl", "model.safetensors", "summary.json",
-                     "trainer_state.safetensors"]
+    assert names == [".rdvae.lock", "config.json", "metrics.jsonl", "model.safetensors", "summary.json",
+                     "trainer_state.safetensors"]   # and the lock file of its one writer
     keys = set(RunDir(tmp_path / "r").read_metrics()[0])
     assert not keys & {"mutual_info", "active_units", "effective_beta"}   # only computed for trackers
 

@@ -5,6 +5,7 @@ import json
 import shlex
 
 import pytest
+from tests.helpers import need
 
 from rdvae.cli import main
 from rdvae.evaluate import evaluate_model
@@ -17,12 +18,12 @@ TINY = dict(dataset="digits", binarize="static", family="mlp", latent_dim=2, mod
 
 @pytest.mark.parametrize("value", [1e-05, 2.5, -3e20, 0.1, 123456789.0, 1e300])
 def test_card_floats_read_back_as_the_same_number(value):
-    yaml = pytest.importorskip("yaml")
+    yaml = need("yaml", "tracking-tests")
     assert yaml.safe_load(f"v: {_scalar(value)}")["v"] == value
 
 
 def test_export_writes_a_card_that_huggingface_parses_and_a_folder_that_reloads(tmp_path):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = need("huggingface_hub", "tracking-tests")
     summary = train(TrainConfig(**TINY), tmp_path / "run", progress=False)
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "pub"), "--json"]) == 0
     files = sorted(p.name for p in (tmp_path / "pub").iterdir())

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..data import DataError
     from ..device import set_threads
     from ..errors import ConfigError, EvaluationError
-    from ..plugins import load_plugins
+    from ..plugins import accept_plugin_changes, load_plugins, trust_plugins
     from ..train import TrainingDiverged
     from .options import out_directory
 
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
     try:
         args.threads = set_threads(getattr(args, "threads", None))
-        args.plugins = load_plugins(getattr(args, "plugins", []))
+        trust_plugins(bool(getattr(args, "trust_plugins", False)))
+        accept_plugin_changes(bool(getattr(args, "accept_plugin_changes", False)))
+        args.plugins = load_plugins(getattr(args, "plugins", []), named=True)
         if getattr(args, "out", None) is not None:
             out_directory(args.out)
         result = args.handler(args)

@@ -64,16 +64,30 @@ def register(sub) -> None:
 
 
 def run(args) -> dict:
-    from ..evaluate import evaluate_model, format_report
-    from ..rundir import write_json
+    from ..rundir import RunDir
     from ..train import load_run
+    from ..train.config import run_record
     from . import UserError
 
     if args.bdmc and not args.ais_steps:
         raise UserError("--bdmc needs --ais STEPS: the annealing steps of both directions (e.g. --ais 1000)")
     if args.ais_steps and args.betas is not None:
         raise UserError("--ais measures the model as trained, not at --betas; run them separately")
-    trained = load_run(args.run_dir, device=args.device)
+    folder = RunDir(args.run_dir)
+    folder.read_config()   # a run folder (or FileNotFoundError), before the lock is taken in it
+    with folder.lock("rdvae eval"):   # it writes summary.json, eval-SPLIT.json or results.csv
+        trained = load_run(args.run_dir, device=args.device)
+        if trained.changed_plugins:   # accepted (--accept-plugin-changes): the readings are the new code's
+            trained.run.write_config(run_record(trained.config, trained.run.path))
+        return measure(args, trained)
+
+
+def measure(args, trained) -> dict:
+    """The measurements of `rdvae eval` on a loaded run, written into its folder."""
+    from ..evaluate import evaluate_model, format_report
+    from ..rundir import write_json
+    from . import UserError
+
     config = trained.config
     split = args.split or config.final_split
     x = trained.dataset.split(split)

@@ -15,8 +15,13 @@ def parse_assignment(text: str) -> tuple[str, object]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a non-empty KEY, got {text!r}")
+    from ..errors import ConfigError
+    from ..rundir import loads_bounded
+
     try:
-        value = json.loads(raw)
+        value = loads_bounded(raw, key.strip()[:60])   # argparse names the option: "argument --set: KEY: ..."
+    except ConfigError as err:   # nested too deeply
+        raise argparse.ArgumentTypeError(str(err)) from None
     except json.JSONDecodeError as err:
         if raw.lstrip()[:1] in ("[", "{", '"'):   # meant as JSON: say what is wrong, never pass it on
             raise argparse.ArgumentTypeError(f"{key.strip()}: {raw!r} is not valid JSON ({err.msg} at "
@@ -81,9 +86,19 @@ def add_common(parser: argparse.ArgumentParser, out: bool = True, out_help: str 
                         help="print one JSON object as the last line of standard output (default: off)")
     parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
                         help="import a module or .py file that registers encoders, decoders, marginals, "
-                             "families, datasets or objectives (repeatable; runs record it in config.json, "
-                             "so later commands import it again); plugins of the entry-point group "
-                             "'rdvae.plugins' are always imported")
+                             "families, datasets or objectives (repeatable). Runs record it (with its "
+                             "SHA-256) in config.json; a later command imports a recorded plugin only when "
+                             "it is named again with --plugin (which replaces a recorded plugin of the same "
+                             "module name, e.g. a moved file) or with --trust-plugins. Plugins of the "
+                             "entry-point group 'rdvae.plugins' are always imported")
+    parser.add_argument("--trust-plugins", action="store_true",
+                        help="import the plugin code that run and sweep folders name without --plugin (only "
+                             "for folders whose code you trust; default: off, such a folder is refused "
+                             "with the list of what it wants to import; also RDVAE_TRUST_PLUGINS=1)")
+    parser.add_argument("--accept-plugin-changes", action="store_true",
+                        help="use a recorded plugin whose code changed since the run was made (its "
+                             "weights may then mean another model); the new SHA-256 is recorded when the "
+                             "command writes the run (default: off, refused)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="hide progress bars (default: shown)")
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",

@@ -4,12 +4,19 @@
         --set epochs=3 --out runs/sweep
     rdvae sweep --out runs/sweep                     # continue it (skips done runs, resumes, retries)
     rdvae sweep --config sweep.toml --executor ray --cpus-per-run 1 --out runs/sweep
+
+Exit status 2 when no run of the sweep succeeded (each failure is in results.csv's error column, its
+traceback in the run's error.log); 0 otherwise, with a line on stderr naming the failed runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import signal
 import sys
+import threading
 
 from .options import (
     add_common,
@@ -58,7 +65,7 @@ def register(sub) -> None:
 
 def spec_from_args(args):
     """The sweep spec the arguments describe, or None when none is given (continue --out)."""
-    from ..sweep import SweepSpec, parse_grid, product
+    from ..sweep import SweepSpec, product
 
     base = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     base.update(tracking_settings(args))
@@ -68,8 +75,46 @@ def spec_from_args(args):
     if args.plugins:
         base["plugins"] = list(args.plugins)
     spec = SweepSpec.from_file(args.spec_file) if args.spec_file else SweepSpec()
-    points = product(spec.points, parse_grid(args.grid)) if args.grid else spec.points
+    points = product(spec.points, bounded_grid(args.grid)) if args.grid else spec.points
     return SweepSpec(base={**spec.base, **base}, points=points)
+
+
+def bounded_grid(axes: list[str]):
+    """parse_grid(axes), refusing (GridError naming the --grid field) a value that nests deeper than
+    rundir.MAX_JSON_DEPTH levels, or too deep for the JSON parser's recursion."""
+    from ..rundir import MAX_JSON_DEPTH, json_depth, too_deep
+    from ..sweep import GridError, parse_grid
+    from ..sweep.grid import parse_axis, split_top_level
+
+    for axis in axes:
+        for part in split_top_level(axis, ";"):
+            what = f"--grid {part.split('=', 1)[0].strip()[:60]}"
+            try:
+                points = parse_axis(part) if part.strip() else []
+            except RecursionError:
+                raise GridError(str(too_deep(what, None))) from None
+            depth = max((json_depth(value) for point in points for value in point.values()), default=0)
+            if depth > MAX_JSON_DEPTH:
+                raise GridError(str(too_deep(what, depth)))
+    return parse_grid(axes)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (e.g. `kill`, a job scheduler) ends the sweep as Ctrl-C does: the pool's workers are
+    stopped and the note on how to continue is printed. Only in the main thread (where signals land)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args) -> dict:
@@ -81,9 +126,10 @@ def run(args) -> dict:
         raise UserError("rdvae sweep needs --out SWEEP_DIR (where runs, sweep.json and results.csv go)")
     try:
         spec = spec_from_args(args)
-        report = run_sweep(args.out, spec, executor=args.executor, workers=args.workers,
-                           address=args.address, num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
-                           total_cpus=args.ray_cpus, progress=args.progress, threads=args.threads)
+        with _terminate_as_interrupt():
+            report = run_sweep(args.out, spec, executor=args.executor, workers=args.workers,
+                               address=args.address, num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
+                               total_cpus=args.ray_cpus, progress=args.progress, threads=args.threads)
     except (GridError, SweepError, ExecutorError) as err:
         raise UserError(str(err)) from None
     except KeyboardInterrupt:
@@ -91,6 +137,8 @@ def run(args) -> dict:
               "continues the sweep (interrupted runs resume from their last checkpoint)", file=sys.stderr)
         raise
     from ..sweep import load_spec
+    from ..sweep.spec import RUNS_FOLDER
+    from ..sweep.task import ERROR_LOG
 
     swept = load_spec(report.out).swept_fields
     print(format_rows(report.rows, swept or ["run_dir"]))
@@ -98,4 +146,17 @@ def run(args) -> dict:
     print(f"\n{done}/{len(report.rows)} runs done ({len(report.trained)} trained now, "
           f"{len(report.skipped) + len(report.recorded)} already done, {len(report.failed)} failed); "
           f"table: {report.out / 'results.csv'}; plot it with `rdvae plot {report.out}`")
-    return {**report.to_dict(), "rows": report.rows}
+    result = {**report.to_dict(), "rows": report.rows}
+    failed = [r for r in report.rows if r["status"] != "done"]
+    where = f"see the error column of {report.out / 'results.csv'}"
+    if any(ERROR_LOG in str(r.get("error") or "") for r in failed):   # not for config errors: no run folder
+        where += f" and the traceback in a failed run's {RUNS_FOLDER}/NAME/{ERROR_LOG}"
+    if failed and not done:
+        if args.json:   # the report is still the last line of standard output
+            print(json.dumps(result, sort_keys=True, default=str))
+        first = " ".join(str(failed[0].get("error") or "").split())
+        what = f"all {len(failed)} runs failed" if len(failed) > 1 else "its only run failed"
+        raise UserError(f"{what} ({failed[0]['run_dir']}: {first}); {where}")
+    if failed:
+        print(f"rdvae sweep: {len(failed)} of {len(report.rows)} runs failed; {where}", file=sys.stderr)
+    return result

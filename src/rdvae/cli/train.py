@@ -131,14 +131,14 @@ def run(args) -> dict:
     from ..evaluate import format_report
     from ..rundir import RunDir
     from ..train import TrainConfig, train
-    from ..train.config import OPTION_FIELDS
+    from ..train.config import OPTION_FIELDS, read_run_config
     from . import UserError
 
     given = overrides_from(args)
     if args.resume:
         if not args.out:
             raise UserError("--resume needs --out RUN_DIR")
-        saved = TrainConfig.from_dict(RunDir(args.out).read_config()).to_dict()
+        saved = read_run_config(RunDir(args.out))[0].to_dict()
         for name in OPTION_FIELDS:
             if name in given:
                 given[name] = {**saved[name], **given[name]}

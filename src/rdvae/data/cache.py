@@ -3,6 +3,11 @@
 Layout: <cache folder>/<key>/<array>.npy, written into a temporary folder and renamed
 into place, so a reader never sees a half-written entry. Arrays load with
 allow_pickle=False; nothing is ever pickled.
+
+The cache folder is $RDVAE_CACHE/<dataset> when that is set, else <user cache>/parsed/<dataset>
+where <user cache> is platformdirs.user_cache_dir("rdvae") when platformdirs is installed, else
+$XDG_CACHE_HOME/rdvae, else ~/.cache/rdvae. Nothing is ever written into the data folder, which
+may be shared or read-only.
 """
 
 from __future__ import annotations
@@ -18,27 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
-from rdvae.data.download import writable
 from rdvae.data.sources import DatasetSpec
 
 PARSER_VERSION = 1
 Arrays = dict[str, np.ndarray]
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for rdvae: platformdirs' when installed, else $XDG_CACHE_HOME/rdvae,
+    else ~/.cache/rdvae."""
+    try:
+        import platformdirs
+    except ImportError:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg).expanduser() if xdg and Path(xdg).expanduser().is_absolute() else None
+        return (base or Path("~/.cache").expanduser()) / "rdvae"
+    return Path(platformdirs.user_cache_dir("rdvae"))
+
+
 def cache_folder(spec: DatasetSpec, root: Path) -> Path:
-    """$RDVAE_CACHE/<dataset>, else <root>/<folder>/.rdvae-cache if writable, else ~/.cache."""
+    """$RDVAE_CACHE/<dataset>, else <user cache>/parsed/<dataset> (see the module doc); never a
+    folder inside the data folder `root` (kept in the signature for callers)."""
     env = os.environ.get("RDVAE_CACHE")
     if env:
         return Path(env).expanduser().resolve() / spec.name
-    source = root / spec.folder
-    local = source / ".rdvae-cache"
-    if writable(source) and (not local.exists() or writable(local)):
-        try:
-            local.mkdir(exist_ok=True)
-            return local
-        except OSError:
-            pass
-    return Path("~/.cache/rdvae/parsed").expanduser() / spec.name
+    return user_cache_dir() / "parsed" / spec.name
 
 
 def cache_key(spec: DatasetSpec, paths: Mapping[str, Path]) -> str:

@@ -44,6 +44,7 @@ import torch
 
 from rdvae.data.dataset import SPLITS, Dataset, binarize_split, check_binarize
 from rdvae.data.errors import DataError
+from rdvae.data.limits import MAX_IMAGE_PIXELS, check_allocation, format_bytes
 from rdvae.data.sources import ALIASES, REGISTRY
 
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -51,6 +52,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GREY_MODES = ("1", "L", "LA")
 IMAGE_MODES = (*GREY_MODES, "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
 CHUNK = 1 << 20
+NPY_MAGIC = b"\x93NUMPY"
 Arrays = dict[str, np.ndarray]
 
 
@@ -177,7 +179,14 @@ def _check_resize(path: Path, resize: object) -> tuple[int, int] | None:
     ok = ok and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in resize)
     if not ok:
         raise DataError(f"{path}: resize={resize!r} must be None or two positive integers (H, W)")
+    _check_pixels(path, f"resize={list(resize)!r}", int(resize[0]), int(resize[1]))
     return int(resize[0]), int(resize[1])
+
+
+def _check_pixels(path: Path, what: str, height: int, width: int) -> None:
+    if height * width > MAX_IMAGE_PIXELS:
+        raise DataError(f"{path}: {what} is {height} x {width} = {height * width} pixels an image; at most "
+                        f"{MAX_IMAGE_PIXELS} (2**26, e.g. 8192 x 8192) are allowed: resize to a smaller size")
 
 
 def _file_sha256(path: Path) -> str:
@@ -198,9 +207,12 @@ def _np_load(path: Path):
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
+            if magic == NPY_MAGIC:   # the declared array checked before numpy allocates it
+                f.seek(0)
+                _npy_header(path, "", f, os.fstat(f.fileno()).st_size)
     except OSError as e:
         raise DataError(f"{path}: cannot read the file ({e})") from e
-    if magic != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":
+    if magic != NPY_MAGIC and magic[:4] != b"PK\x03\x04":
         raise DataError(
             f"{path}: not a .npy / .npz file (no numpy or zip header); pickles and text files are not "
             "accepted: save plain numeric arrays with numpy.save / numpy.savez"
@@ -209,6 +221,35 @@ def _np_load(path: Path):
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise _read_error(path, "", e) from e
+
+
+def _npy_header(path: Path, key: str, f, size: int) -> int:
+    """Read the .npy header at the start of `f` (the file, or the .npz member `key`, of `size` bytes in
+    all) and refuse, before anything is allocated, an array larger than the data that follows the
+    header or than the memory budget. Returns the bytes loading it takes: the array and, unless it is
+    float32, its float32 copy (0 for an object array, which np.load then refuses as pickled data)."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
+        data = size - f.tell()
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise _read_error(path, key, e) from e
+    if dtype.hasobject:
+        return 0
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    declared = f"{f'key {key!r}' if key else 'the array'} of shape {tuple(shape)} and dtype {dtype}"
+    if nbytes > data:
+        holder, save = ("zip member", "numpy.savez") if key else ("file", "numpy.save")
+        raise DataError(
+            f"{path}: the header of {declared} declares {nbytes} bytes ({format_bytes(nbytes)}), but the "
+            f"{holder} holds only {data} bytes after the header: it is truncated or its header is damaged; "
+            f"save the array again with {save}"
+        )
+    need = nbytes + (0 if dtype == np.float32 else 4 * count)
+    check_allocation(f"{path}: {declared}, read as float32,", need, "save a smaller array or a subset")
+    return need
 
 
 def _read_error(path: Path, key: str, e: Exception) -> DataError:
@@ -249,6 +290,9 @@ def _read_npz(path: Path, labels_key: str | None) -> tuple[Arrays, dict]:
                 f"(+ '{y_name}'), or 'x_train', 'x_test', optional 'x_valid' (+ '{y_name}_train', ...), "
                 f"or 'train', 'test', optional 'valid' (+ '{y_name}_train', ...)"
             )
+        wanted = [name for pair in layout.values() for name in pair if name in keys]
+        need = sum(_member_header(path, archive, name) for name in wanted)
+        check_allocation(f"{path}: reading keys {wanted} as float32", need, "save smaller arrays or a subset")
         xs = {s: _numeric(path, f"key {x!r}", _member(path, archive, x)) for s, (x, _) in layout.items()}
         ys = {s: _member(path, archive, y) if y in keys else None for s, (_, y) in layout.items()}
     labelled = [layout[s][1] for s in layout if ys[s] is not None]
@@ -262,6 +306,25 @@ def _read_npz(path: Path, labels_key: str | None) -> tuple[Arrays, dict]:
         if y is not None:
             _check_labels(path, f"key {layout[split][1]!r}", y, len(xs[split]))
     return xs, ys
+
+
+def _member_header(path: Path, archive, key: str) -> int:
+    """_npy_header of an .npz member, read from the zip without decompressing the array; its data must
+    fit in the member's uncompressed size (ZipInfo.file_size)."""
+    names = set(archive.zip.namelist())
+    name = f"{key}.npy" if f"{key}.npy" in names else key
+    try:
+        info = archive.zip.getinfo(name)
+        with archive.zip.open(info) as f:
+            if f.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise DataError(f"{path}: key {key!r} is not a numpy array (its member {name!r} has no .npy "
+                                "header); save plain numeric arrays with numpy.savez")
+            f.seek(0)
+            return _npy_header(path, key, f, info.file_size)
+    except DataError:
+        raise
+    except Exception as e:  # zlib / zipfile errors of a damaged archive, an encrypted member
+        raise _read_error(path, key, e) from e
 
 
 def _member(path: Path, archive, key: str) -> np.ndarray:
@@ -369,6 +432,12 @@ def _read_folder(root: Path, resize, channels) -> tuple[Arrays, dict, str]:
             f"{root}: images differ in size: {all_files[0]} is {sizes[0][0]}x{sizes[0][1]} (W x H), "
             f"{all_files[other]} is {sizes[other][0]}x{sizes[other][1]}; pass resize=(H, W)"
         )
+    height, width = resize or (sizes[0][1], sizes[0][0])   # PIL's sizes are (W, H)
+    if resize is None:
+        _check_pixels(root, f"image {all_files[0]}", height, width)
+    n, depth = len(all_files), 1 if mode == "L" else 3
+    check_allocation(f"{root}: reading {n} images of {depth} x {height} x {width} values as float32",
+                     4 * n * depth * height * width, "pass a smaller resize=(H, W), or use fewer images")
     xs = {s: _decode(fs, mode, resize) for s, fs in files.items()}
     return xs, ys, where
 
@@ -411,7 +480,9 @@ def _decode(files: list[Path], mode: str, resize: tuple[int, int] | None) -> np.
             except (OSError, SyntaxError, ValueError) as e:
                 raise DataError(f"{file}: cannot read the image ({e}); the file is corrupt") from e
         arrays.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
-    return np.stack(arrays).astype(np.float32) / np.float32(255)
+    out = np.stack(arrays).astype(np.float32)
+    out /= np.float32(255)   # in place: no second float32 copy
+    return out
 
 
 # ----------------------------------------------------------------------------- assembling

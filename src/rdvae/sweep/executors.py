@@ -5,12 +5,19 @@ in the sweep's own process as results arrive, so results.csv has a single writer
   each with max(1, threads // workers) torch threads (threads: the free cores by default).
 - ray: one Ray task per run with its own num_cpus / num_gpus; a local Ray instance by default,
   `address` joins an existing cluster (run directories must then be on a shared filesystem).
+
+Local pool workers die with the sweep process, however it ends (SIGKILL included): see _init_worker.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -32,9 +39,59 @@ def default_workers(tasks: int) -> int:
     return max(1, min(tasks, available_cores(), 4))
 
 
-def _init_worker(threads: int) -> None:
+PR_SET_PDEATHSIG = 1            # <linux/prctl.h>
+PARENT_POLL_S = 0.5             # how often a pool worker checks that the sweep process is still there
+
+
+def _set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Linux: have the kernel send `sig` to this process when its parent (thread) exits. False where
+    prctl is missing (macOS, Windows) or refused."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent: int, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _die_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
+    """End this worker as soon as the process `parent` is gone, so a killed sweep leaves no worker
+    training on. PDEATHSIG (Linux) is immediate but tied to the thread that spawned us and set only
+    now (the parent may already be gone); the start-up check covers that race and the watchdog
+    thread, polling os.getppid(), covers every platform."""
+    _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:   # orphaned before the death signal was set: reparented already
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, interval), name="rdvae-parent-watchdog",
+                     daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    if parent is not None:
+        _die_with_parent(parent)
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _stop_workers(processes: list, timeout: float = 5.0) -> None:
+    """Terminate (then kill) pool worker processes that are still running a task."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
 
 
 def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
@@ -52,7 +109,8 @@ def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
         return
     threads = max(1, total // workers)
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(threads, os.getpid()))
     try:
         pending = {pool.submit(execute, task, threads): task for task in tasks}
         while pending:
@@ -66,8 +124,11 @@ def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
                                "error": f"worker process failed: {type(err).__name__}: {err}"}
                 on_result(task, outcome)
     except BaseException:
-        # interrupted: queued runs are dropped; runs in progress keep their last checkpoint
+        # interrupted: queued runs are dropped, runs in progress are stopped (they keep their last
+        # checkpoint and resume from it when the sweep is continued)
+        processes = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(processes)
         raise
     pool.shutdown(wait=True)
 

@@ -24,7 +24,9 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..rundir import read_json, write_json
+from ..errors import ConfigError
+from ..plugins import record_paths, recorded_plugins
+from ..rundir import loads_bounded, write_json
 from ..train import TrainConfig
 from ..train.config import nest_model_options
 from .grid import GridError, Point, product, sweep, value_text, zipit
@@ -43,6 +45,18 @@ def _slug(point: Point) -> str:
     return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("_")[:80]
 
 
+def check_run_name(name: str) -> str:
+    """A run's folder name inside the sweep's runs folder: one plain path component (no separator, no
+    '.' or '..', no control character), so that no run is written outside the sweep folder."""
+    bad = (not name or len(name) > 200 or name in (".", "..") or any(c in name for c in "/\\")
+           or any(ord(c) < 32 or ord(c) == 127 for c in name) or Path(name).is_absolute())
+    if bad:
+        raise SweepError(f"sweep run name {name!r} is not allowed: a run name is one folder name of at "
+                         "most 200 characters, without '/', '\\', control characters, and not '.' or '..'; "
+                         "fix the names in sweep.json (or start the sweep in a new --out)")
+    return name
+
+
 @dataclass
 class SweepSpec:
     base: dict = field(default_factory=dict)
@@ -57,6 +71,8 @@ class SweepSpec:
             self.names = [f"{i:0{width}d}-{_slug(p)}".rstrip("-") for i, p in enumerate(self.points)]
         if len(self.names) != len(self.points) or len(set(self.names)) != len(self.names):
             raise SweepError("sweep.json is inconsistent: run names must be unique, one per point")
+        for name in self.names:
+            check_run_name(name)
 
     @property
     def swept_fields(self) -> list[str]:
@@ -129,9 +145,11 @@ class SweepSpec:
                     raise SweepError(f"reading {path} needs Python >= 3.11 (tomllib); write the spec "
                                      "as JSON instead") from None
 
-                data = tomllib.loads(path.read_text())
+                data = loads_bounded(path.read_text(), f"sweep spec {path}", parse=tomllib.loads)
             else:
-                data = json.loads(path.read_text())
+                data = loads_bounded(path.read_text(), f"sweep spec {path}")
+        except ConfigError as err:   # nested deeper than MAX_JSON_DEPTH
+            raise SweepError(str(err)) from None
         except (ValueError, GridError, OSError) as err:
             raise SweepError(f"cannot read sweep spec {path}: {err}") from None
         if not isinstance(data, dict):
@@ -139,8 +157,28 @@ class SweepSpec:
         return cls.from_dict(data)
 
 
+def _plugin_lists(spec: SweepSpec) -> list[dict]:
+    """The mappings of a spec (its base and points) that name plugins."""
+    return [m for m in (spec.base, *spec.points) if "plugins" in m]
+
+
 def save_spec(out: Path, spec: SweepSpec) -> None:
-    write_json(Path(out) / SPEC_FILE, spec.to_dict())
+    """sweep.json: plugin files by their path relative to the sweep folder."""
+    data = spec.to_dict()
+    data["base"] = dict(spec.base)
+    data["points"] = [dict(p) for p in spec.points]
+    for mapping in (data["base"], *data["points"]):
+        if isinstance(mapping.get("plugins"), list) and all(isinstance(s, str) for s in mapping["plugins"]):
+            mapping["plugins"] = record_paths(mapping["plugins"], out)
+    write_json(Path(out) / SPEC_FILE, data)
+
+
+def allow_plugins(out: Path, spec: SweepSpec) -> None:
+    """Import the plugins a saved sweep.json names, as rdvae.plugins.recorded_plugins allows (named
+    again with --plugin, or trusted; files relative to the sweep folder), and name them by their
+    resolved paths in `spec`."""
+    for mapping in _plugin_lists(spec):
+        mapping["plugins"], _ = recorded_plugins(mapping["plugins"], out, what=f"sweep {out}")
 
 
 def load_spec(out: Path) -> SweepSpec | None:
@@ -148,7 +186,9 @@ def load_spec(out: Path) -> SweepSpec | None:
     if not path.exists():
         return None
     try:
-        data = read_json(path)
+        data = loads_bounded(path.read_text(), str(path))
+    except ConfigError as err:   # nested deeper than MAX_JSON_DEPTH
+        raise SweepError(f"{err}; restore it or start the sweep in a new --out") from None
     except (ValueError, OSError) as err:
         raise SweepError(f"{path} cannot be read ({err}); restore it or start the sweep in a new "
                          "--out") from None
@@ -161,6 +201,8 @@ def resolve_spec(out: Path, spec: SweepSpec | None) -> SweepSpec:
     """The spec to run in `out`: the given one (saved on first use) or the saved one. A given
     spec that differs from the saved one is refused rather than mixed into the same table."""
     saved = load_spec(out)
+    if saved is not None:
+        allow_plugins(out, saved)
     if spec is None:
         if saved is None:
             raise SweepError(f"{out} holds no {SPEC_FILE}: give a grid (--grid/--config) to start a sweep")

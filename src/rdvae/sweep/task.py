@@ -2,21 +2,23 @@
 
 `execute` trains (or resumes, or just reads back) the run of a task and never raises: any
 failure comes back as an outcome with status "failed" and the error message, so one bad
-point never stops a sweep.
+point never stops a sweep; the full traceback goes to the run folder's error.log.
 """
 
 from __future__ import annotations
 
 import json
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..rundir import RunDir
+from ..rundir import RunDir, write_text
 from .results import locked
 
 RUN_LOCK = ".sweep.lock"
+ERROR_LOG = "error.log"     # in a failed run's folder: the traceback of its last failure
 
 # datasets already loaded in this process, keyed by (name, binarize): a sweep's runs share them
 _DATASETS: dict[tuple, object] = {}
@@ -54,19 +56,51 @@ def execute(task: Task, threads: int | None = None, progress: bool = False, on_s
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    stage = "creating the run folder"
     try:
         Path(task.run_dir).mkdir(parents=True, exist_ok=True)
         with locked(Path(task.run_dir) / RUN_LOCK):
             run = RunDir(task.run_dir)
+            stage = "reading the run folder"
             if run.read_summary().get("status") == "done":
+                _forget_error(task)
                 return {"status": "done", "summary": run.read_summary(), "error": None, "trained": False}
+            stage = "reading the config"
             config = TrainConfig.from_dict(task.config)
+            stage = "loading the dataset"
+            dataset = _dataset(task.config)
+            stage = "training"
             summary = train(config, task.run_dir, resume=True, progress=progress, on_step=on_step,
-                            dataset=_dataset(task.config))
+                            dataset=dataset)
+            _forget_error(task)
             return {"status": "done", "summary": summary, "error": None, "trained": True}
     except Exception as err:  # noqa: BLE001 - every failure is recorded, the sweep goes on
-        message = f"{type(err).__name__}: {err}"
-        return {"status": "failed", "summary": None, "error": " ".join(message.split()), "trained": False}
+        return {"status": "failed", "summary": None, "error": _failure(task, err, stage), "trained": False}
     finally:
         if threads:
             torch.set_num_threads(previous_threads)
+
+
+def _log_name(task: Task) -> str:
+    """error.log's path as results.csv names runs: relative to the sweep folder (runs/NAME/error.log)."""
+    return f"{Path(task.run_dir).parent.name}/{task.name}/{ERROR_LOG}"
+
+
+def _failure(task: Task, err: Exception, stage: str) -> str:
+    """The row's error: the exception's type and message on one line, the stage it failed in, and
+    where its full traceback is (written to the run folder's error.log)."""
+    message = " ".join(f"{type(err).__name__}: {err}".split())
+    try:
+        write_text(Path(task.run_dir) / ERROR_LOG, f"rdvae sweep: run {task.name} failed while {stage}\n\n"
+                                                   f"{traceback.format_exc()}")
+    except OSError:   # e.g. the run folder cannot be written: the row still has the message
+        return f"{message} (while {stage})"
+    return f"{message} (while {stage}; full traceback in {_log_name(task)})"
+
+
+def _forget_error(task: Task) -> None:
+    """A run that succeeds keeps no error.log from an earlier failure."""
+    try:
+        (Path(task.run_dir) / ERROR_LOG).unlink(missing_ok=True)
+    except OSError:   # pragma: no cover - a folder we could train into but not delete from
+        pass

@@ -4,6 +4,10 @@ own queue and thread so that a slow or failing tracker never slows or stops the 
 A tracker's first exception (or a queue it let fill up) becomes one warning, raised from the
 trainer's thread at its next call, and the tracker is left out from then on. With no --log nothing
 but metrics.jsonl is written and nothing extra is computed.
+
+The trackers' finish is a step of its own, recorded in trackers.json (rdvae.tracking.ids): "pending"
+before summary.json says "done", then per tracker "done" once its finish returned, or "failed"; a
+`--resume` of the done run finishes again those not done (`finish_unfinished`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..registry import EPOCH_FIGURES, LOGGERS
 from ..rundir import RunDir
+from .ids import DONE, FAILED, finish_record, record_finish, record_finish_pending, unfinished
 from .jsonl import JsonlLogger
 
 QUEUE_CAPACITY = 10_000     # calls a tracker may fall behind before it is left out
@@ -31,12 +37,14 @@ class TrackerWarning(RuntimeWarning):
 class BackgroundLogger:
     """One tracker, called in order from its own daemon thread."""
 
-    def __init__(self, name: str, logger):
+    def __init__(self, name: str, logger, on_finished=None, run_dir: str = "RUN_DIR"):
         self.name, self.logger = name, logger
+        self.on_finished, self.run_dir = on_finished, run_dir   # on_finished(name): in this thread
         self.every_step = bool(getattr(logger, "every_step", False))
         self.queue: queue.Queue = queue.Queue(QUEUE_CAPACITY)
         self.error: str | None = None
         self.warned = False
+        self.finished = False   # whether its finish() returned without error
         self.thread = threading.Thread(target=self._work, name=f"rdvae-tracker-{name}", daemon=True)
         self.thread.start()
 
@@ -50,6 +58,10 @@ class BackgroundLogger:
             method, args = item
             try:
                 getattr(self.logger, method)(*args)
+                if method == "finish":
+                    self.finished = True
+                    if self.on_finished is not None:
+                        self.on_finished(self.name)
             except Exception as err:  # noqa: BLE001 - any tracker failure is reported, never raised
                 self.error = f"{method}: {type(err).__name__}: {' '.join(str(err).split())[:300]}"
 
@@ -58,7 +70,9 @@ class BackgroundLogger:
         if self.error is not None and not self.warned:
             self.warned = True
             warnings.warn(f"tracker {self.name!r} failed and is left out for the rest of this run "
-                          f"({self.error}); the run directory holds every figure", TrackerWarning,
+                          f"({self.error}); the run directory holds every figure, and its finish (final "
+                          "metrics, artifacts, run status) is recorded as not done: once the run is done, "
+                          f"`rdvae train --resume --out {self.run_dir}` completes it", TrackerWarning,
                           stacklevel=3)
 
     def submit(self, method: str, *args) -> None:
@@ -104,12 +118,16 @@ def render(figure) -> np.ndarray:
 class Tracking:
     """metrics.jsonl plus the trackers a config names (TrainConfig.log, log_options)."""
 
-    def __init__(self, run: RunDir, config):
-        self.config = config
+    def __init__(self, run: RunDir, config, names=None):
+        self.config, self.run_dir = config, run.path
+        self.names = list(config.log if names is None else names)   # names: some of config.log
         self.jsonl = JsonlLogger(run)
-        loggers = build_loggers(run.path, config.log, config.log_options)
-        self.trackers = [BackgroundLogger(name, logger)
-                         for name, logger in zip(config.log, loggers, strict=True)]
+        loggers = build_loggers(run.path, self.names, config.log_options)
+        self.trackers = [BackgroundLogger(name, logger, self._finished, run.path)
+                         for name, logger in zip(self.names, loggers, strict=True)]
+
+    def _finished(self, name: str) -> None:
+        record_finish(self.run_dir, name, DONE)
 
     @property
     def active(self) -> bool:
@@ -147,12 +165,42 @@ class Tracking:
             for tracker in self.trackers:
                 tracker.submit("log_figure", step, name, image)
 
+    def finish_pending(self, step: int) -> None:
+        """Record, before summary.json says "done", that every tracker's finish is still to come."""
+        record_finish_pending(self.run_dir, self.names, step)
+
     def finish(self, summary: dict) -> None:
-        for tracker in self.trackers:
+        trackers = self.trackers
+        for tracker in trackers:
             tracker.submit("finish", summary)
         self.close()
+        for tracker in trackers:   # failed, left out or still finishing: recorded as not done
+            if not tracker.finished:
+                record_finish(self.run_dir, tracker.name, FAILED)
 
     def close(self, timeout: float = FINISH_SECONDS) -> None:
         for tracker in self.trackers:
             tracker.close(timeout)
         self.trackers = []
+
+
+def finish_unfinished(run: RunDir, config) -> list[str]:
+    """The trackers of a done run whose finish (final metrics, artifacts, run status) a kill or a failure
+    left undone (trackers.json), started again at the run's last step, so that each continues its own
+    tracker run, and finished with summary.json; returns their names. Nothing is logged but the start
+    and the finish; a tracker that cannot be built (its extra missing) is a warning."""
+    names = unfinished(run.path, config.log)
+    if not names:
+        return []
+    step = finish_record(run.path).get("step")
+    if not isinstance(step, int):   # a record from before the run was done
+        step = max((m.get("step", 0) for m in run.read_metrics()), default=0)
+    try:
+        tracking = Tracking(run, config, names)
+    except ConfigError as err:
+        warnings.warn(f"the finish of tracker(s) {', '.join(names)} of {run.path} is not done and cannot "
+                      f"be completed here: {err}", TrackerWarning, stacklevel=2)
+        return []
+    tracking.start(config.to_dict(), step)
+    tracking.finish({**run.read_summary(), "step": step})
+    return names

@@ -9,7 +9,9 @@ MLFLOW_ALLOW_FILE_STORE; rdvae sets it for that default store only.
 
 A resumed run logs into the same MLflow run (its id is kept in RUN_DIR/trackers.json); the epochs
 logged past the checkpoint by the interrupted process are logged again, so a metric's history may
-hold two values at those steps (MLflow keeps both; the latest is the run's value)."""
+hold two values at those steps (MLflow keeps both; the latest is the run's value). A finish done again
+(`--resume` of a done run whose finish a kill cut short) reopens the run, logs only the final metrics it
+lacks, logs the artifacts again (replacing them) and sets it FINISHED."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class MlflowLogger:
         self.experiment = mlflow_experiment
         self.client = None
         self.run_id = None
+        self.start_step = 0
 
     def start(self, config: dict, step: int = 0) -> None:
         from mlflow.entities import Param
@@ -51,6 +54,7 @@ class MlflowLogger:
         experiment = self.client.get_experiment_by_name(self.experiment)
         experiment_id = (experiment.experiment_id if experiment is not None
                          else self.client.create_experiment(self.experiment))
+        self.start_step = step
         known = tracker_id(self.run_dir, "mlflow")
         logged: dict = {}
         if known is not None:
@@ -88,7 +92,12 @@ class MlflowLogger:
         self.client.log_image(self.run_id, image, artifact_file=f"figures/{name}/step-{step:08d}.png")
 
     def finish(self, summary: dict) -> None:
-        self._metrics(int(summary.get("step") or 0), final_metrics(summary))
+        step = int(summary.get("step") or 0)
+        metrics = final_metrics(summary)
+        if step and step == self.start_step:   # started at the last step: a finish done again
+            metrics = {tag: value for tag, value in metrics.items()
+                       if all(m.step != step for m in self.client.get_metric_history(self.run_id, tag))}
+        self._metrics(step, metrics)
         for name in (CONFIG, SUMMARY, METRICS, WEIGHTS):
             if (self.run_dir / name).exists():
                 self.client.log_artifact(self.run_id, str(self.run_dir / name))

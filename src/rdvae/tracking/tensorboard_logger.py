@@ -3,7 +3,9 @@ torch.utils.tensorboard. `tensorboard --logdir SWEEP_DIR` shows every run of a s
 summary is written as hparams + metrics, so the HParams tab compares the runs by their swept fields.
 
 A resumed run opens a new event file with purge_step = the checkpoint's step + 1: TensorBoard's readers
-then drop what the interrupted process logged past the checkpoint, so no step appears twice."""
+then drop what the interrupted process logged past the checkpoint, so no step appears twice. A finish
+done again (`--resume` of a done run whose finish a kill cut short) starts at the last step, so nothing
+is purged, and writes only the final figures and hparams that the earlier event files do not hold."""
 
 from __future__ import annotations
 
@@ -15,6 +17,21 @@ from .extras import require
 from .scalars import final_metrics, flat_params, tracker_scalars
 
 TENSORBOARD_FOLDER = "tensorboard"
+HPARAMS_TAGS = "_hparams_/"
+
+
+def logged_at_finish(log_dir: Path, step: int) -> set[str]:
+    """The final figures' tags at `step` and the hparams tags that the interrupted process's event file
+    holds (the newest but this writer's own, just opened)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    tags: set[str] = set()
+    for path in sorted(Path(log_dir).glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime)[-2:]:
+        for event in EventFileLoader(str(path)).Load():
+            if event.HasField("summary"):
+                tags.update(value.tag for value in event.summary.value if value.tag.startswith(HPARAMS_TAGS)
+                            or (value.tag.startswith("final/") and event.step == step))
+    return tags
 
 
 class TensorBoardLogger:
@@ -25,10 +42,12 @@ class TensorBoardLogger:
         self.writer_class = require("torch.utils.tensorboard", "tensorboard", "tensorboard").SummaryWriter
         self.writer = None
         self.params: dict = {}
+        self.start_step = 0
 
     def start(self, config: dict, step: int = 0) -> None:
         # steps up to the checkpoint's were logged before it; later ones are logged again now
         self.writer = self.writer_class(str(self.log_dir), purge_step=step + 1)
+        self.start_step = step
         self.params = flat_params(config)
         self.writer.add_text("config", "```\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```", step)
 
@@ -43,13 +62,17 @@ class TensorBoardLogger:
         from torch.utils.tensorboard.summary import hparams
 
         metrics = final_metrics(summary)
-        # hparams in this run's own event file (SummaryWriter.add_hparams would open a sub-run)
-        experiment, start, end = hparams(self.params, metrics)
-        for event in (experiment, start, end):
-            self.writer.file_writer.add_summary(event)
         step = int(summary.get("step") or 0)
+        # started at the last step: a finish done again may find what an interrupted one wrote
+        logged = logged_at_finish(self.log_dir, step) if step and step == self.start_step else set()
+        if not any(tag.startswith(HPARAMS_TAGS) for tag in logged):
+            # hparams in this run's own event file (SummaryWriter.add_hparams would open a sub-run)
+            experiment, start, end = hparams(self.params, metrics)
+            for event in (experiment, start, end):
+                self.writer.file_writer.add_summary(event)
         for tag, value in metrics.items():
-            self.writer.add_scalar(tag, value, step)
+            if tag not in logged:
+                self.writer.add_scalar(tag, value, step)
         self.writer.close()
 
 

@@ -14,9 +14,10 @@ from ..data.registry import check_dataset_options
 from ..device import PRECISIONS, SEED_MAX, check_device
 from ..errors import ConfigError, unknown_names
 from ..objectives import build_objective
-from ..plugins import load_plugins
+from ..plugins import fingerprints, load_plugins, record_paths, recorded_plugins
 from ..presets import check_model_options, resolve_family
 from ..registry import LOGGERS, OBJECTIVES, check_option_value
+from ..rundir import RunDir
 
 LR_SCHEDULES = ("constant", "paper", "cosine", "plateau")
 AUTO = "auto"
@@ -26,7 +27,7 @@ OPTION_FIELDS = ("model", "objective_options", "data", "log_options")
 # config fields that are objective parameters: a registered objective takes those it names
 OBJECTIVE_FIELDS = ("beta", "target_rate", "free_bits", "kl_anneal_steps", "beta_min", "beta_max")
 # recorded by the trainer, not chosen by the user: never a reason to refuse a resume
-RECORDED_FIELDS = ("dataset_sha256",)
+RECORDED_FIELDS = ("dataset_sha256", "plugin_fingerprints")
 # where a run reports to (not what it computes): a resumed run may change them
 TRACKING_FIELDS = ("log", "log_options", "log_every_steps", "log_figures_every", "log_tags")
 
@@ -97,6 +98,9 @@ class TrainConfig:
     allow_improper_likelihood: bool = False   # train even where the decoder's support misses the data
     dataset_sha256: str | None = None  # recorded: the data file's SHA-256, verified on eval and resume
     plugins: list = field(default_factory=list)  # modules / .py files that register what the run uses
+    #                                              (config.json: files relative to the run folder)
+    plugin_fingerprints: dict = field(default_factory=dict)  # recorded: module name -> the plugin's
+    #                                              SHA-256 (and distribution), verified on eval and resume
     log: list = field(default_factory=list)      # trackers besides metrics.jsonl: tensorboard, mlflow, wandb
     #                                              or a registered logger (rdvae.register_logger)
     log_options: dict = field(default_factory=dict)  # the trackers' options (mlflow_uri, wandb_project, ...)
@@ -158,6 +162,8 @@ class TrainConfig:
         need(isinstance(self.plugins, list),
              f"plugins must be a list of modules or .py files, got {self.plugins!r}")
         self.plugins = load_plugins(self.plugins)
+        need(isinstance(self.plugin_fingerprints, dict),
+             f"plugin_fingerprints must be a mapping of module names, got {self.plugin_fingerprints!r}")
         self.check_tracking()
         for name in ("epochs", "batch_size", "eval_batch_size", "log_every_steps"):
             value = getattr(self, name)
@@ -252,3 +258,26 @@ class TrainConfig:
             for name in takers:
                 if key in accepted[name]:
                     check_option_value(f"logger {name!r}", key, value, accepted[name][key])
+
+
+def read_run_config(run: RunDir, data_given: bool = False,
+                    accept_plugin_changes: bool = False) -> tuple[TrainConfig, list[str]]:
+    """The TrainConfig a run folder's config.json records, and the plugins whose code changed since
+    (accepted with accept_plugin_changes, refused otherwise). Opening a folder runs none of its code
+    unasked: the plugins it names are imported only as rdvae.plugins.recorded_plugins allows (named
+    again with --plugin, already imported, or trusted), files resolved against the run folder."""
+    data = run.read_config()
+    if data.get("kind", "vae") != "vae":
+        TrainConfig.from_dict(data)   # another trainer's run: refused with what it is
+    plugins, changed = recorded_plugins(data.get("plugins", []), run.path, data.get("plugin_fingerprints"),
+                                        accept_plugin_changes, what=f"run {run.path}")
+    return TrainConfig.from_dict({**data, "plugins": plugins}, data_given), changed
+
+
+def run_record(config: TrainConfig, folder) -> dict:
+    """What config.json holds for `config` in `folder`: plugin files by their path relative to the
+    folder, and every plugin's fingerprint as the code is now."""
+    record = config.to_dict()
+    record["plugins"] = record_paths(config.plugins, folder)
+    record["plugin_fingerprints"] = fingerprints(config.plugins)
+    return record

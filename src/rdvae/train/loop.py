@@ -17,9 +17,18 @@ from ..device import autocast, resolve_device, seeded
 from ..errors import EvaluationError
 from ..evaluate import evaluate_model
 from ..presets import build_model
-from ..rundir import METRICS, TRAINER_STATE, RunDir
+from ..protocols import CONTRACT_EXAMPLES, check_model_contract
+from ..rundir import LOCK, METRICS, TRAINER_STATE, RunDir, foreign_files
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import AUTO, RECORDED_FIELDS, TRACKING_FIELDS, ConfigError, TrainConfig
+from .config import (
+    AUTO,
+    RECORDED_FIELDS,
+    TRACKING_FIELDS,
+    ConfigError,
+    TrainConfig,
+    read_run_config,
+    run_record,
+)
 from .data import check_likelihood, dataset_for, resolve_auto_binarize, verify_recorded_data
 from .schedules import lr_factor, plateau_factor, plateau_improvement
 
@@ -36,10 +45,37 @@ class TrainingDiverged(RuntimeError):
 
 
 def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
-    """The model a config describes (deterministic given the current torch seed)."""
+    """The model a config describes (deterministic given the current torch seed).
+
+    Its size is taken first from a build on the meta device (no memory; the RNG state is restored
+    after it, so the real build draws what it always drew): a model whose weights, gradients and
+    Adam's two moments (16 bytes a float32 parameter) exceed the machine's memory is a ConfigError
+    before anything is allocated. A model that cannot be built on meta is built without the check."""
+    from ..data.limits import format_bytes, memory_budget
+
     options = dict(config.model)
     if not config.analytic_rate:   # the model class's option (validated: the family's model takes it)
         options["analytic_rate"] = False
+    budget = memory_budget()
+    if budget is not None:
+        try:
+            with torch.random.fork_rng(devices=[]), torch.device("meta"):
+                sized = build_model(config.family, event_shape, config.latent_dim, **options)
+            params = sum(p.numel() for p in sized.parameters())
+            nbytes = (4 * sum(p.numel() * p.element_size() for p in sized.parameters())
+                      + sum(b.numel() * b.element_size() for b in sized.buffers()))
+        except ConfigError:
+            raise
+        except Exception:   # e.g. an initialisation that reads tensor values: no estimate
+            nbytes = 0
+        if nbytes > budget:
+            latent_dim = config.latent_dim or getattr(sized, "latent_dim", None)   # None: the family's
+            raise ConfigError(
+                f"the model of family {config.family!r} with latent_dim={latent_dim} and model "
+                f"options {config.model} has {params} parameters: training it needs {nbytes} bytes "
+                f"({format_bytes(nbytes)}) for weights, gradients and Adam's moments, more than this "
+                f"machine's memory ({format_bytes(budget)}); lower latent_dim or the model options' sizes "
+                "(e.g. --set model.hidden=[...])")
     return build_model(config.family, event_shape, config.latent_dim, **options)
 
 
@@ -130,7 +166,7 @@ def _check_resume(run: RunDir, config: TrainConfig | None,
     """The config to continue `run` with, and the saved one when the given config extends it
     (more epochs); any other difference is refused, except where the run reports to (TRACKING_FIELDS),
     which is taken from the given config."""
-    saved = TrainConfig.from_dict(run.read_config(), data_given)
+    saved, _ = read_run_config(run, data_given)
     if config is None:
         return saved, None
     diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items()
@@ -164,13 +200,55 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     epochs (and possibly another lr_schedule): then it is trained on to the new end, which is
     allowed only where every step already taken had the learning rate the new schedule gives
     it, so that the result is again that of an uninterrupted run of the new length.
+
+    One process writes a run folder at a time (RunDir.lock): a second train or resume of the same
+    folder is refused with a RunLocked naming the holder. A new run goes into a new or empty folder.
     """
     run = RunDir(out)
+    created = not run.path.exists()
+    if not run.exists:
+        _refuse_foreign(run)   # before the lock file is made in it (and again under the lock)
+    try:
+        with run.lock("rdvae train"):
+            return _train(run, config, resume, progress, objective, on_step, dataset, model)
+    finally:
+        if created:
+            _remove_if_unused(run.path)
+
+
+# what a folder may hold before a run's config.json is written (a new run goes into no other folder)
+BEFORE_CONFIG = (LOCK, ".sweep.lock", "error.log")
+
+
+def _refuse_foreign(run: RunDir) -> None:
+    """A new run goes into a new or empty folder (or one a killed start of it left)."""
+    foreign = foreign_files(run.path, BEFORE_CONFIG)
+    if foreign:
+        raise ConfigError(f"{run.path} already holds files that are not an rdvae run's "
+                          f"({', '.join(foreign[:5])}); nothing was changed. Choose a new or empty --out")
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove a folder this process created for a run that was refused before it wrote anything."""
+    try:
+        if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK}:
+            (folder / LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool, objective, on_step,
+           dataset, model) -> dict:
     shorter = None
     if resume and run.exists:
         config, shorter = _check_resume(run, config, data_given=dataset is not None)
         if shorter is None and run.read_summary().get("status") == "done":
             verify_recorded_data(config)
+            if config.log:   # trackers whose finish a kill or a failure left undone finish now
+                from ..tracking.dispatch import finish_unfinished
+
+                finish_unfinished(run, config)
             return run.read_summary()
     elif run.exists:
         raise ConfigError(
@@ -178,9 +256,10 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         )
     elif config is None:
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
+    else:
+        _refuse_foreign(run)
     config.validated(data_given=dataset is not None)
-    trainer = Trainer(config, run, dataset, objective, progress, on_step, model)   # may refuse: no dir yet
-    run.path.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(config, run, dataset, objective, progress, on_step, model)
     if resume:
         run.remove_temporary()   # left by a write that was killed; this process is the run's one writer
     if resume and (run / TRAINER_STATE).exists():
@@ -191,7 +270,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         trainer.check_extends(shorter)
         if run.read_summary():
             run.update_summary(status="extending", epochs=config.epochs)
-    run.write_config(config.to_dict())
+    run.write_config(run_record(config, run.path))
     return trainer.fit()
 
 
@@ -204,6 +283,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         ds = dataset_for(config, dataset)
         torch.manual_seed(config.seed)
+        built = model is None   # of the config's family: the contract check names its registered parts
         if model is None:
             model = build_for_config(config, ds.event_shape)
         self.model = model.to(self.device)
@@ -211,6 +291,10 @@ class Trainer:
         self.dataset = ds
         self.train = TrainSplit(ds, self.device)
         self.eval_x, self.final_x = _split(ds, config.eval_split), _split(ds, config.final_split)
+        # the model contract (rdvae.protocols) on a few training examples: a broken part is one line naming it
+        check_model_contract(self.model, ds.train_transform(self.train.head(CONTRACT_EXAMPLES),
+                                                            torch.Generator().manual_seed(0)),
+                             ds.event_shape, family=config.family if built else None)
         if not config.allow_improper_likelihood:
             check_likelihood(self.model, ds, self.train.head(256))
         # data-dependent initialisation (e.g. VampPrior pseudo-inputs) from the split, or its head if streamed
@@ -552,4 +636,6 @@ class Trainer:
                            stop_reason="plateau" if counters["converged"] else "cap")
         if isinstance(self.model.decoder, GaussianDecoder) and summary["beta"] is not None:
             summary["effective_beta"] = effective_beta(self.model, self.final_x, config.beta)  # 2 beta s^2
+        if config.log:   # a kill before the trackers' finish is done is then repaired by --resume
+            self.tracking.finish_pending(counters["step"])
         return self.run.update_summary(**summary)
