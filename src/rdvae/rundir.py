@@ -169,8 +169,12 @@ def load_tensors(path: Path, device: str = "cpu") -> tuple[dict[str, torch.Tenso
             meta = {k: json.loads(v) for k, v in (fh.metadata() or {}).items()}
         return load_file(str(path), device=device), meta
     except (SafetensorError, ValueError, OSError) as err:
-        raise ConfigError(f"{path} is not a readable safetensors file ({err}): truncated or damaged; "
-                          "resume the run to rewrite it from its checkpoint, or train it again") from None
+        fix = (f"`rdvae train --resume --out {Path(path).parent}` rewrites it from the run's checkpoint"
+               if Path(path).name == WEIGHTS else "the checkpoint is lost: train the run again (a finished "
+               f"run's {WEIGHTS} still evaluates)" if Path(path).name == TRAINER_STATE
+               else "restore it, or train the run again")
+        raise ConfigError(f"{path} is not a readable safetensors file ({' '.join(str(err).split())}): "
+                          f"truncated or damaged; {fix}") from None
 
 
 class RunLocked(ConfigError):

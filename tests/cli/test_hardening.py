@@ -29,20 +29,20 @@ def trained(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("grid,extra", [
-    (["--grid", "beta=1,abc"], []),
-    (["--grid", "beta=-1,--"], []),
-    (["--grid", "seed=0,1"], ["--set", 'beta="abc"']),
+@pytest.mark.parametrize("grid,extra,code", [
+    (["--grid", "beta=1,abc"], [], 0),
+    (["--grid", "beta=-1,--"], [], 2),             # no run succeeded: the sweep exits non-zero
+    (["--grid", "seed=0,1"], ["--set", 'beta="abc"'], 2),
 ])
-def test_a_sweep_with_bad_points_records_them_and_runs_the_rest(grid, extra, tmp_path, capsys):
+def test_a_sweep_with_bad_points_records_them_and_runs_the_rest(grid, extra, code, tmp_path, capsys):
     out = str(tmp_path / "sg")
     argv = ["sweep", *TINY, *grid, *extra, "--set", "epochs=1", "--out", out, "--workers", "1"]
-    assert main(argv) == 0
+    assert main(argv) == code
     capsys.readouterr()
     rows = list(csv.DictReader(open(tmp_path / "sg" / "results.csv")))
     assert len(rows) == 2 and all(r["status"] == "failed" for r in rows if r["error"])
     assert any("must be" in r["error"] for r in rows)
-    assert main(["sweep", "--out", out, "--no-progress"]) == 0          # rerun: idempotent, no duplicates
+    assert main(["sweep", "--out", out, "--no-progress"]) == code       # rerun: idempotent, no duplicates
     assert list(csv.DictReader(open(tmp_path / "sg" / "results.csv"))) == rows
 
 
@@ -50,7 +50,7 @@ def test_a_sweep_config_file_with_a_bad_base_value_records_the_failure(tmp_path,
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"base": {"beta": "notalist"}, "grid": {"seed": [0]}}))
     argv = ["sweep", "--config", str(spec), *TINY, "--set", "epochs=1", "--out", str(tmp_path / "s")]
-    assert main(argv) == 0
+    assert main(argv) == 2   # its only run failed
     rows = list(csv.DictReader(open(tmp_path / "s" / "results.csv")))
     assert rows[0]["status"] == "failed" and "beta" in rows[0]["error"]
 

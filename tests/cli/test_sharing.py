@@ -258,3 +258,23 @@ def test_a_continued_sweep_imports_the_plugins_of_sweep_json_only_when_allowed(s
     _one_line_error(rdvae_cli("sweep", "--out", "plugin-sweep", "--no-progress", cwd=shared),
                     "wants to import plugin code", str(sweep / "evil.py"))
     assert not (sweep / "IMPORTED").exists() and not (sweep / "runs").exists()
+
+
+def test_one_sweep_process_at_a_time_and_its_runs_folder_is_no_link(shared, tmp_path):
+    from rdvae.rundir import folder_lock
+
+    sweep = shared / "busy-sweep"
+    with folder_lock(sweep, "a test holding it"):
+        line = _one_line_error(rdvae_cli("sweep", "--dataset", "binary.npy", "--grid", "beta=1", "--set",
+                                         "epochs=1", "--out", "busy-sweep", "--no-progress", cwd=shared),
+                               "being written by process", str(os.getpid()), "a test holding it")
+        assert "busy-sweep" in line
+    assert not (sweep / "sweep.json").exists()
+
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (shared / "linked-sweep").mkdir()
+    (shared / "linked-sweep" / "runs").symlink_to(canary, target_is_directory=True)
+    _one_line_error(rdvae_cli("sweep", "--dataset", "binary.npy", "--grid", "beta=1", "--set", "epochs=1",
+                              "--out", "linked-sweep", "--no-progress", cwd=shared), "symbolic link")
+    assert list(canary.iterdir()) == []

@@ -109,7 +109,7 @@ def test_killing_the_sweep_ends_its_workers(sig, tmp_path):
 WATCHED = """
 import os, sys, time
 from rdvae.sweep import executors
-executors._set_parent_death_signal = lambda sig: False   # the portable path alone: the watchdog
+executors._set_parent_death_signal = lambda: False   # the portable path alone: the watchdog
 executors._die_with_parent(int(sys.argv[1]), interval=0.1)
 print(os.getpid(), flush=True)
 time.sleep(120)

@@ -78,6 +78,10 @@ def load_dataset(name: str, binarize: str | None = None, **options) -> Dataset:
         raise
     except (ValueError, TypeError) as err:
         raise DataError(f"dataset {name!r}: {err}") from err
+    except LookupError as err:   # e.g. a loader looking an option value up in a dict: KeyError 'x'
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
+        raise DataError(f"dataset {name!r}: its loader raised {type(err).__name__} {err} ({given}); a "
+                        "loader rejects an option value by raising ValueError naming it") from err
     if not isinstance(dataset, Dataset):
         raise DataError(f"the loader of dataset {name!r} returned {type(dataset).__name__}; a loader "
                         "registered with register_dataset must return an rdvae.data.Dataset")

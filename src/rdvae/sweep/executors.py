@@ -43,14 +43,14 @@ PR_SET_PDEATHSIG = 1            # <linux/prctl.h>
 PARENT_POLL_S = 0.5             # how often a pool worker checks that the sweep process is still there
 
 
-def _set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
-    """Linux: have the kernel send `sig` to this process when its parent (thread) exits. False where
-    prctl is missing (macOS, Windows) or refused."""
+def _set_parent_death_signal() -> bool:
+    """Linux: have the kernel SIGKILL this process when its parent (thread) exits. False where prctl
+    is missing (macOS, Windows) or refused."""
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -67,7 +67,7 @@ def _die_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
     training on. PDEATHSIG (Linux) is immediate but tied to the thread that spawned us and set only
     now (the parent may already be gone); the start-up check covers that race and the watchdog
     thread, polling os.getppid(), covers every platform."""
-    _set_parent_death_signal(signal.SIGKILL)
+    _set_parent_death_signal()
     if os.getppid() != parent:   # orphaned before the death signal was set: reparented already
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent, interval), name="rdvae-parent-watchdog",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..rundir import RunDir
+from ..rundir import RunDir, folder_lock
 from ..train import ConfigError, TrainConfig
 from ..train.config import nest_model_options
 from .executors import EXECUTORS, ExecutorError, default_workers, run_local, run_ray
@@ -59,7 +59,17 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out} is a file, not a sweep directory; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if (out / RUNS_FOLDER).is_symlink():
+        raise SweepError(f"{out / RUNS_FOLDER} is a symbolic link; a sweep writes its runs only inside its "
+                         "own folder")
+    with folder_lock(out, "rdvae sweep"):   # one sweep process at a time; its workers lock their runs
+        return _run_sweep(out, spec, executor, workers, address, num_cpus, num_gpus, total_cpus, progress,
+                          threads)
+
+
+def _run_sweep(out: Path, spec: SweepSpec | None, executor: str, workers: int | None, address: str | None,
+               num_cpus: float, num_gpus: float, total_cpus: int | None, progress: bool,
+               threads: int | None) -> SweepReport:
     spec = resolve_spec(out, spec)
     table = ResultsTable(out)
     order = [f"{RUNS_FOLDER}/{name}" for name in spec.names]

@@ -47,6 +47,25 @@ def load_weights(run: RunDir, model: torch.nn.Module, device: str | torch.device
             f"in its config.json. ({_first_line(err)})") from None
 
 
+def repair_weights(run: RunDir) -> bool:
+    """Rewrite a missing or damaged model.safetensors from trainer_state.safetensors (which every
+    checkpoint writes first, with the same weights); True when it was rewritten. A damaged checkpoint
+    too is a ConfigError (nothing to rewrite it from)."""
+    if (run / WEIGHTS).exists():
+        try:
+            load_tensors(run / WEIGHTS)
+            return False
+        except ConfigError:
+            pass
+    if not (run / TRAINER_STATE).exists():
+        raise ConfigError(f"{run / WEIGHTS} is missing or damaged and {run.path} has no {TRAINER_STATE} to "
+                          "rewrite it from; train the run again")
+    tensors, meta = load_tensors(run / TRAINER_STATE)
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    save_tensors(run / WEIGHTS, weights, {"counters": meta.get("counters") or {}})
+    return True
+
+
 def _first_line(err: Exception, limit: int = 300) -> str:
     text = " ".join(str(err).split())
     return text if len(text) <= limit else text[:limit] + " ..."

@@ -15,8 +15,9 @@ from .config import AUTO, ConfigError, TrainConfig
 
 
 def same_dataset(configured: str, name: str) -> bool:
+    """Whether a Dataset named `name` is the config's dataset (data paths compared resolved, both sides)."""
     if is_path(configured):
-        return is_path(name) and Path(name).expanduser().resolve() == Path(configured)
+        return is_path(name) and Path(name).expanduser().resolve() == Path(configured).expanduser().resolve()
     return configured == name
 
 

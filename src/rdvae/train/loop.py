@@ -4,6 +4,7 @@ atomic checkpoints, exact resume, and a guard against non-finite or exploding up
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,8 @@ from ..errors import EvaluationError
 from ..evaluate import evaluate_model
 from ..presets import build_model
 from ..protocols import CONTRACT_EXAMPLES, check_model_contract
-from ..rundir import LOCK, METRICS, TRAINER_STATE, RunDir, foreign_files
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..rundir import LOCK, METRICS, TRAINER_STATE, WEIGHTS, RunDir, foreign_files
+from .checkpoint import load_checkpoint, repair_weights, save_checkpoint
 from .config import (
     AUTO,
     RECORDED_FIELDS,
@@ -245,6 +246,8 @@ def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool
         config, shorter = _check_resume(run, config, data_given=dataset is not None)
         if shorter is None and run.read_summary().get("status") == "done":
             verify_recorded_data(config)
+            if repair_weights(run):   # model.safetensors damaged or lost: the checkpoint has the same weights
+                print(f"rdvae: rewrote {run / WEIGHTS} from {TRAINER_STATE}", file=sys.stderr)
             if config.log:   # trackers whose finish a kill or a failure left undone finish now
                 from ..tracking.dispatch import finish_unfinished
 
