@@ -111,6 +111,13 @@ def accept_plugin_changes(accept: bool = True) -> None:
     _accept_changes = accept
 
 
+def forget_consent() -> None:
+    """Forget --plugin names, --trust-plugins and --accept-plugin-changes (the end of a command)."""
+    global _trust_all, _accept_changes
+    _trust_all = _accept_changes = False
+    _named.clear()
+
+
 def trusted() -> bool:
     return _trust_all or os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
 
@@ -276,11 +283,15 @@ def _import_file(path: Path) -> None:
         raise PluginError(f"plugin file {path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[import_name] = module
+    bytecode = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True   # no __pycache__ beside the file (it may lie in a folder being read)
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[import_name]
         raise
+    finally:
+        sys.dont_write_bytecode = bytecode
     _imported_files.add(str(path))
 
 

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..data import DataError
     from ..device import set_threads
     from ..errors import ConfigError, EvaluationError
-    from ..plugins import accept_plugin_changes, load_plugins, trust_plugins
+    from ..plugins import accept_plugin_changes, forget_consent, load_plugins, trust_plugins
     from ..train import TrainingDiverged
     from .options import out_directory
 
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "out", None) is not None:
             out_directory(args.out)
         result = args.handler(args)
-    except (UserError, ConfigError, DataError, EvaluationError, TrainingDiverged, FileNotFoundError) as err:
+    except (UserError, ConfigError, DataError, EvaluationError, TrainingDiverged, FileNotFoundError,
+            IsADirectoryError, NotADirectoryError, PermissionError) as err:   # the last four: files as found
         message = " ".join(str(err).split())   # one line, whatever the message held
         print(f"rdvae {args.command}: error: {message}", file=sys.stderr)
         return 2
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rdvae {args.command}: interrupted; finished checkpoints are kept "
               "(continue with --resume)", file=sys.stderr)
         return 130
+    finally:   # consent given on this command line ends with it (main may be called again in-process)
+        forget_consent()
     if getattr(args, "json", False):
         print(json.dumps(result, sort_keys=True, default=str))
     return 0

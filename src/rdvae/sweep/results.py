@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..rundir import write_text
 
 RESULTS_FILE = "results.csv"
@@ -37,13 +38,20 @@ def locked(path: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)   # never via a link
+    except OSError as err:
+        raise ConfigError(f"cannot lock {path} ({err.strerror or err}): it must be a plain file in a folder "
+                          "this process can write, not a symbolic link") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _cell(value) -> str:
