@@ -195,3 +195,18 @@ def test_a_model_object_trains_and_reloads_with_the_same_object(tmp_path):
     trained = load_run(tmp_path / "r", model=fresh())
     again = evaluate_model(trained.model, trained.dataset.test, seed=0, batch_size=500)
     assert again["elbo"] == pytest.approx(summary["elbo"], abs=1e-4)
+
+
+def test_widths_must_be_positive_and_a_builders_runtime_error_names_it():
+    """A list option whose default holds positive integers (widths) refuses 0 or -1 before anything is
+    built; a RuntimeError torch raises inside a builder is one ConfigError naming the builder."""
+    with pytest.raises(ConfigError, match=r"option hidden=\[4, -1\] must be a list of integers >= 1"):
+        build_model("mlp", SHAPE, hidden=[4, -1])
+    registry = Registry("widget", leading=0)
+
+    @registry.register("negative")
+    def negative(size=3):
+        return torch.empty(size)
+
+    with pytest.raises(ConfigError, match=r"widget 'negative': the builder raised RuntimeError .*size=-2"):
+        registry.build("negative", size=-2)

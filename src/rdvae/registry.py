@@ -134,6 +134,10 @@ class Registry:
             raise ConfigError(f"{self.kind} {name!r}{where}: {err}") from err
         except LookupError as err:
             raise ConfigError(f"{self.kind} {name!r}{where}: {_lookup_failure(err, options)}") from err
+        except RuntimeError as err:   # torch refusing what the options ask for (e.g. a negative width)
+            given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
+            raise ConfigError(f"{self.kind} {name!r}{where}: the builder raised RuntimeError "
+                              f"{' '.join(str(err).split())[:300]} ({given})") from err
 
 
 def _lookup_failure(err: LookupError, options: dict) -> str:
@@ -173,6 +177,10 @@ def _kind_of(default) -> tuple[str, Callable[[Any], bool]] | None:
     if isinstance(default, str):
         return "a string", lambda v: isinstance(v, str)
     if isinstance(default, tuple | list):
+        if default and all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in default):
+            # widths, channels, sizes: a default of positive integers asks for positive integers
+            return "a list of integers >= 1", lambda v: isinstance(v, list | tuple) and all(
+                isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in v)
         if default and all(isinstance(d, int) and not isinstance(d, bool) for d in default):
             return "a list of integers", lambda v: isinstance(v, list | tuple) and all(
                 isinstance(e, int) and not isinstance(e, bool) for e in v)

@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+from tests.helpers import need
 
 from rdvae.registry import register_logger
 from rdvae.rundir import RunDir
@@ -148,7 +149,7 @@ def _events(log_dir):
 
 @pytest.mark.parametrize("written", [False, True])
 def test_tensorboard_finished_again_neither_purges_nor_repeats(tmp_path, tiny, monkeypatch, written):
-    pytest.importorskip("tensorboard")
+    need("tensorboard", "tensorboard")
     out = tmp_path / "r"
 
     def flush_finish(trackers, summary):   # written: the finish had reached the files when the kill came
@@ -172,7 +173,7 @@ def test_tensorboard_finished_again_neither_purges_nor_repeats(tmp_path, tiny, m
 
 
 def test_mlflow_killed_during_its_finish_is_finished_by_resume(tmp_path, tiny, monkeypatch):
-    mlflow = pytest.importorskip("mlflow", reason="needs the [mlflow] extra")
+    mlflow = need("mlflow", "mlflow")
     out = tmp_path / "r"
 
     def uploading(trackers, summary):   # killed while uploading: final metrics and config.json logged
@@ -205,7 +206,7 @@ def test_mlflow_killed_during_its_finish_is_finished_by_resume(tmp_path, tiny, m
 
 
 def test_mlflow_whose_finish_failed_is_finished_by_resume(tmp_path, tiny, monkeypatch):
-    mlflow = pytest.importorskip("mlflow", reason="needs the [mlflow] extra")
+    mlflow = need("mlflow", "mlflow")
     out = tmp_path / "r"
 
     def down(self, run_id, status=None, end_time=None):

@@ -97,8 +97,8 @@ def _run_sweep(out: Path, spec: SweepSpec | None, executor: str, workers: int | 
         row = rows.get(order[index])
         if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
             what = "a symbolic link" if run_dir.is_symlink() else "not a folder"
-            record(index, "failed", error=f"ConfigError: {run_dir} is {what}; a sweep trains its runs only in "
-                                          "folders of its own (remove it to train the run)")
+            record(index, "failed", error=f"ConfigError: {run_dir} is {what}; a sweep trains its runs only "
+                                          "in folders of its own (remove it to train the run)")
             report.failed.append(order[index])
             continue
         try:
