@@ -224,3 +224,20 @@ def test_mlflow_whose_finish_failed_is_finished_by_resume(tmp_path, tiny, monkey
     assert client.get_run(run_id).info.status == "FINISHED"
     assert _record(out)["trackers"] == {"mlflow": "done"}
     assert len(client.get_metric_history(run_id, "final/elbo")) == 1
+
+
+def test_a_continued_sweep_finishes_the_trackers_of_its_done_runs(tmp_path, tiny):
+    """A sweep's done run whose trackers' finish failed is finished when the sweep is run again."""
+    from rdvae.sweep import SweepSpec, run_sweep
+
+    base = {k: v for k, v in tiny.items() if k != "model"}
+    spec = SweepSpec(base={**base, "model.hidden": [16], "log": ["test-finish"]}, points=[{"beta": 1.0}])
+    FAIL.append(ConnectionError("tracker server down"))
+    with pytest.warns(TrackerWarning):
+        run_sweep(tmp_path / "s", spec, workers=1, progress=False)
+    (run,) = (tmp_path / "s" / "runs").iterdir()
+    assert _record(run)["trackers"] == {"test-finish": "failed"}
+    CALLS.clear()
+    report = run_sweep(tmp_path / "s", None, workers=1, progress=False)
+    assert [c[0] for c in CALLS] == ["start", "finish"] and report.trained == []
+    assert _record(run)["trackers"] == {"test-finish": "done"}

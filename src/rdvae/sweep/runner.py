@@ -43,6 +43,18 @@ def _swept_values(spec: SweepSpec, index: int) -> dict:
     return dict(spec.points[index])
 
 
+def finish_trackers(run_dir: Path, config: TrainConfig) -> None:
+    """A done run whose trackers' finish a kill left undone (trackers.json) is finished, as --resume
+    would; its result stays as it is (a failure is the trackers' own warning)."""
+    if not config.log:
+        return
+    from ..tracking.ids import unfinished
+    from ..train import train
+
+    if unfinished(run_dir, config.log):
+        train(config, run_dir, resume=True, progress=False)
+
+
 def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "local",
               workers: int | None = None, address: str | None = None, num_cpus: float = 1,
               num_gpus: float = 0, total_cpus: int | None = None, progress: bool = True,
@@ -110,6 +122,7 @@ def _run_sweep(out: Path, spec: SweepSpec | None, executor: str, workers: int | 
             report.failed.append(order[index])
             continue
         if summary.get("status") == "done":
+            finish_trackers(run_dir, sweep_tracking(config, out, _swept_values(spec, index)))
             fresh = make_row(index, "done", summary=summary, config=config.to_dict())
             if row is None or as_stored(fresh) != {k: row.get(k) for k in fresh}:
                 # no row yet (killed before it was written), a failed one, or a summary updated
