@@ -135,6 +135,8 @@ class Registry:
         except LookupError as err:
             raise ConfigError(f"{self.kind} {name!r}{where}: {_lookup_failure(err, options)}") from err
         except RuntimeError as err:   # torch refusing what the options ask for (e.g. a negative width)
+            if isinstance(err, NotImplementedError):   # what the code cannot do, not what was asked
+                raise
             given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
             raise ConfigError(f"{self.kind} {name!r}{where}: the builder raised RuntimeError "
                               f"{' '.join(str(err).split())[:300]} ({given})") from err

@@ -65,10 +65,8 @@ def build_for_config(config: TrainConfig, event_shape) -> torch.nn.Module:
             params = sum(p.numel() for p in sized.parameters())
             nbytes = (4 * sum(p.numel() * p.element_size() for p in sized.parameters())
                       + sum(b.numel() * b.element_size() for b in sized.buffers()))
-        except ConfigError:
-            raise
-        except Exception:   # e.g. an initialisation that reads tensor values: no estimate
-            nbytes = 0
+        except Exception:   # e.g. an initialisation that reads tensor values: no estimate (a config error
+            nbytes = 0      # is raised again, with nothing allocated, by the build below)
         if nbytes > budget:
             latent_dim = config.latent_dim or getattr(sized, "latent_dim", None)   # None: the family's
             raise ConfigError(
