@@ -126,6 +126,10 @@ def test_two_trainings_into_one_folder_one_wins_and_its_config_matches_its_weigh
     config, summary = _read(shared / "twice" / "config.json"), _read(shared / "twice" / "summary.json")
     assert (config["seed"], config["beta"]) == (winner["seed"], winner["beta"]) == (summary["seed"],
                                                                                     summary["beta"])
+    # the weights are the winner's: the model config.json builds, with them, gives the winner's reading
+    again = _ok(rdvae_cli("eval", "twice", "--plugin", "plug.py", "--seed", str(winner["seed"]),
+                          "--no-progress", "--json", cwd=shared)).json()
+    assert again["elbo"] == pytest.approx(winner["elbo"], abs=1e-5)
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid(shared):
