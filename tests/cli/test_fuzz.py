@@ -1127,9 +1127,10 @@ def guard(argv: list[str]) -> list[str]:
         if config is not None:
             argv = argv + pinning(args.assignments, config, defaults=True)
     if args.command == "sweep":
-        if args.executor == "ray" and not args.address and args.cpus_per_run > 0 and args.gpus_per_run >= 0:
+        if (args.executor == "ray" and not args.address and (args.cpus_per_run or 1) > 0
+                and (args.gpus_per_run or 0) >= 0):
             reject()   # would start a local Ray instance (tens of seconds)
-        if args.workers is None:
+        if args.workers is None and args.executor == "local":
             argv = argv + ["--workers", "1"]   # a spawned pool costs seconds per worker; --workers 2 is drawn
         spec = _sweep_spec(args)
         if spec is not None:

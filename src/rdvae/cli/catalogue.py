@@ -6,12 +6,14 @@ import inspect
 
 from .options import add_common
 
-KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", "objectives", "repros")
+KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", "objectives", "executors",
+         "repros")
 
 
 def register(sub) -> None:
     p = sub.add_parser("list",
-                       help="list registered families, components, datasets, objectives, reproductions",
+                       help="list registered families, components, datasets, objectives, executors, "
+                            "reproductions",
                        description="Print what exists, one line each: name, description and options with "
                                    "their defaults (options are set with --set model.NAME=VALUE, "
                                    "data.NAME=VALUE or objective_options.NAME=VALUE).")
@@ -56,6 +58,12 @@ def rows(kind: str) -> list[dict]:
 
         return [{"name": name, "description": _summary(loader), "options": _options(dataset_options(name))}
                 for name, loader in registry.DATASETS.items()]
+    if kind == "executors":
+        from ..sweep.executors import CONTEXT, EXECUTORS
+
+        return [{"name": name, "description": _summary(run),
+                 "options": _options({k: v for k, v in EXECUTORS.options(name).items() if k not in CONTEXT})}
+                for name, run in EXECUTORS.items()]
     table = getattr(registry, kind.upper())
     return [{"name": name, "description": _summary(obj), "options": _options(table.options(name))}
             for name, obj in table.items()]

@@ -48,15 +48,20 @@ def register(sub) -> None:
                    metavar="KEY=VALUE", help="fix a config field for every run (JSON value), e.g. "
                                              "--set epochs=3 --set model.hidden=[256]")
     add_tracking(p)
-    p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local processes (default) or Ray")
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="who trains the runs: local (processes on this machine, the default), ray, or an "
+                        "executor a plugin registers (`rdvae list executors`)")
+    p.add_argument("--executor-option", dest="executor_options", action="append", type=parse_assignment,
+                   default=[], metavar="KEY=VALUE",
+                   help="an option of the executor (JSON value; repeatable; `rdvae list executors` lists "
+                        "each executor's options)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="local: parallel runs (1 = sequential in this process; default: sized to the cores)")
     p.add_argument("--address", default=None,
                    help="ray: join this cluster (e.g. auto, ray://host:10001); default: start a local Ray")
-    p.add_argument("--cpus-per-run", type=positive_float, default=1,
+    p.add_argument("--cpus-per-run", type=positive_float, default=None,
                    help="ray: CPUs reserved per run (default: 1)")
-    p.add_argument("--gpus-per-run", type=float, default=0, help="ray: GPUs reserved per run (default: 0)")
+    p.add_argument("--gpus-per-run", type=float, default=None, help="ray: GPUs reserved per run (default: 0)")
     p.add_argument("--ray-cpus", type=positive_int, default=None,
                    help="ray: CPUs of the local Ray instance (default: all cores)")
     add_common(p, out_help="the sweep directory (required): runs/, sweep.json, results.csv")
@@ -129,7 +134,8 @@ def run(args) -> dict:
         with _terminate_as_interrupt():
             report = run_sweep(args.out, spec, executor=args.executor, workers=args.workers,
                                address=args.address, num_cpus=args.cpus_per_run, num_gpus=args.gpus_per_run,
-                               total_cpus=args.ray_cpus, progress=args.progress, threads=args.threads)
+                               total_cpus=args.ray_cpus, progress=args.progress, threads=args.threads,
+                               executor_options=dict(args.executor_options))
     except (GridError, SweepError, ExecutorError) as err:
         raise UserError(str(err)) from None
     except KeyboardInterrupt:

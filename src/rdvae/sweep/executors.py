@@ -7,6 +7,21 @@ in the sweep's own process as results arrive, so results.csv has a single writer
   `address` joins an existing cluster (run directories must then be on a shared filesystem).
 
 Local pool workers die with the sweep process, however it ends (SIGKILL included): see _init_worker.
+
+Executors are registered (`EXECUTORS`), the built-in ones through the same `register_executor` a user's
+plugin calls; the sweep runner knows none by name:
+
+    from rdvae import register_executor
+    from rdvae.sweep.task import execute
+
+    @register_executor("inline")
+    def inline(tasks, on_result, label: str = ""):   # options: --executor-option label="..."
+        for task in tasks:
+            on_result(task, execute(task))
+
+An executor is called as `executor(tasks, on_result, **options)`; it may also take the sweep's
+`on_step(task, counters)` (progress) and `threads` (the torch threads it may use), passed where its
+signature names them (CONTEXT).
 """
 
 from __future__ import annotations
@@ -24,10 +39,20 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import torch
 
 from ..device import available_cores, free_cores
+from ..registry import Registry
 from .task import Task, execute
 
 OnResult = Callable[[Task, dict], None]
-EXECUTORS = ("local", "ray")
+# executor(tasks, on_result, **options): who trains a sweep's runs (`rdvae list executors`)
+EXECUTORS = Registry("executor", (), leading=2)
+CONTEXT = ("on_step", "threads")   # what the runner passes to an executor whose signature names it
+
+
+def register_executor(name: str, executor: Callable | None = None, *, replace: bool = False, aliases=()):
+    """Register an executor(tasks, on_result, **options) that runs each task (rdvae.sweep.task.execute
+    trains one) and calls on_result(task, outcome) in the sweep's process as outcomes arrive; options
+    are its keyword parameters (`rdvae sweep --executor NAME --executor-option KEY=VALUE`)."""
+    return EXECUTORS.register(name, executor, replace=replace, aliases=aliases)
 
 
 class ExecutorError(RuntimeError):
@@ -94,12 +119,18 @@ def _stop_workers(processes: list, timeout: float = 5.0) -> None:
             process.join(1.0)
 
 
-def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 1,
+@register_executor("local")
+def run_local(tasks: Sequence[Task], on_result: OnResult, workers: int = 0,
               on_step: Callable[[Task, dict], None] | None = None, threads: int | None = None) -> None:
-    """Run tasks in this process (workers=1; `on_step(task, counters)` sees every step) or in
-    a pool of `workers` spawned processes. `threads` (default: the free cores) are split between the
-    workers, at least one each, so that the pool never asks for more threads than there are cores."""
-    if workers < 1:
+    """Runs in this process (workers=1) or in a pool of spawned worker processes (workers=0, the
+    default: sized to the cores, at most 4).
+
+    `threads` (default: the free cores) are split between the workers, at least one each, so that the
+    pool never asks for more threads than there are cores; `on_step(task, counters)` sees every step in
+    this process."""
+    if workers == 0:
+        workers = default_workers(len(tasks))
+    if not (isinstance(workers, int) and not isinstance(workers, bool)) or workers < 1:
         raise ExecutorError(f"workers must be >= 1, got {workers}")
     total = threads or free_cores()
     if workers == 1 or len(tasks) <= 1:
@@ -143,9 +174,10 @@ def _import_ray():
     return ray
 
 
+@register_executor("ray")
 def run_ray(tasks: Sequence[Task], on_result: OnResult, address: str | None = None,
             num_cpus: float = 1, num_gpus: float = 0, total_cpus: int | None = None) -> None:
-    """Run each task as a Ray task needing `num_cpus` CPUs and `num_gpus` GPUs.
+    """One Ray task per run needing `num_cpus` CPUs and `num_gpus` GPUs (pip install 'rdvae[ray]').
 
     Without `address` a local Ray instance is started with `total_cpus` CPUs (default: all)
     and shut down at the end; with one (e.g. "auto" or "ray://host:10001") the existing

@@ -7,15 +7,17 @@ before its row could be written without training it again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..registry import check_option_value
 from ..rundir import RunDir, folder_lock
 from ..train import ConfigError, TrainConfig
 from ..train.config import nest_model_options
-from .executors import EXECUTORS, ExecutorError, default_workers, run_local, run_ray
+from .executors import CONTEXT, EXECUTORS
 from .results import ResultsTable, as_stored, config_row, summary_row
 from .spec import RUNS_FOLDER, SweepError, SweepSpec, resolve_spec
 from .task import Task
@@ -55,19 +57,47 @@ def finish_trackers(run_dir: Path, config: TrainConfig) -> None:
         train(config, run_dir, resume=True, progress=False)
 
 
+# run_sweep's shorthands for the options of the built-in executors (None: not given)
+SHORTHANDS = ("workers", "address", "num_cpus", "num_gpus", "total_cpus")
+
+
+def executor_call(executor: str, options: dict, given: str = "") -> Callable:
+    """The registered executor `executor` with its `options` checked (known, of the kind of their
+    default): a function of (tasks, on_result, **context). ConfigError naming what is wrong."""
+    run = EXECUTORS[executor]   # unknown: a ConfigError with the registered names
+    name = EXECUTORS.canonical(executor)
+    accepted = EXECUTORS.options(name)
+    hidden = [k for k in options if k in CONTEXT]
+    if hidden:
+        raise ConfigError(f"executor option(s) {', '.join(hidden)} are the sweep's own (--threads, "
+                          "progress), not options to set")
+    EXECUTORS.check_options(name, options, given)
+    for key, value in options.items():
+        if key in accepted:
+            check_option_value(f"executor {name!r}", key, value, accepted[key])
+
+    def call(tasks, on_result, **context):
+        taken = {k: v for k, v in context.items() if k in accepted or "**" in accepted}
+        return run(tasks, on_result, **taken, **options)
+
+    return call
+
+
 def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "local",
-              workers: int | None = None, address: str | None = None, num_cpus: float = 1,
-              num_gpus: float = 0, total_cpus: int | None = None, progress: bool = True,
-              threads: int | None = None) -> SweepReport:
+              workers: int | None = None, address: str | None = None, num_cpus: float | None = None,
+              num_gpus: float | None = None, total_cpus: int | None = None, progress: bool = True,
+              threads: int | None = None, executor_options: dict | None = None) -> SweepReport:
     """Run (or continue) the sweep in directory `out`; return what was done and the rows.
 
-    `spec` is saved as out/sweep.json on first use; None continues the saved sweep.
-    executor "local" runs `workers` processes (None: sequential when one task is left, else a
-    pool sized to the cores) sharing `threads` torch threads (None: the free cores); "ray" runs one
-    Ray task per run (see executors.run_ray).
+    `spec` is saved as out/sweep.json on first use; None continues the saved sweep. `executor` is a
+    registered executor (rdvae.sweep.executors: "local", a process pool or this process, and "ray",
+    or a plugin's) called with `executor_options`; `workers`, `address`, `num_cpus`, `num_gpus` and
+    `total_cpus` are shorthands for options of that name. `threads`: the torch threads the sweep may
+    use (None: the free cores).
     """
-    if executor not in EXECUTORS:
-        raise ExecutorError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    shorthands = {k: v for k, v in zip(SHORTHANDS, (workers, address, num_cpus, num_gpus, total_cpus),
+                                       strict=True) if v is not None}
+    run_tasks = executor_call(executor, {**shorthands, **(executor_options or {})})
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SweepError(f"{out} is a file, not a sweep directory; choose another --out")
@@ -75,12 +105,10 @@ def run_sweep(out: str | Path, spec: SweepSpec | None = None, executor: str = "l
         raise SweepError(f"{out / RUNS_FOLDER} is a symbolic link; a sweep writes its runs only inside its "
                          "own folder")
     with folder_lock(out, "rdvae sweep"):   # one sweep process at a time; its workers lock their runs
-        return _run_sweep(out, spec, executor, workers, address, num_cpus, num_gpus, total_cpus, progress,
-                          threads)
+        return _run_sweep(out, spec, run_tasks, progress, threads)
 
 
-def _run_sweep(out: Path, spec: SweepSpec | None, executor: str, workers: int | None, address: str | None,
-               num_cpus: float, num_gpus: float, total_cpus: int | None, progress: bool,
+def _run_sweep(out: Path, spec: SweepSpec | None, run_tasks: Callable, progress: bool,
                threads: int | None) -> SweepReport:
     spec = resolve_spec(out, spec)
     table = ResultsTable(out)
@@ -158,14 +186,8 @@ def _run_sweep(out: Path, spec: SweepSpec | None, executor: str, workers: int | 
             bar.set_postfix_str(f"{task.name} epoch {counters['epoch'] + 1} step {counters['step']}")
 
     try:
-        if not tasks:
-            pass
-        elif executor == "ray":
-            run_ray(tasks, on_result, address=address, num_cpus=num_cpus, num_gpus=num_gpus,
-                    total_cpus=total_cpus)
-        else:
-            n = workers if workers is not None else default_workers(len(tasks))
-            run_local(tasks, on_result, workers=n, on_step=on_step if progress else None, threads=threads)
+        if tasks:
+            run_tasks(tasks, on_result, on_step=on_step if progress else None, threads=threads)
     finally:
         bar.close()
     by_run = table.by_run()
