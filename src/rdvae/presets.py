@@ -248,10 +248,6 @@ class Family:
         return found
 
 
-# Family = the preset record (kept under its old name for code that imported it)
-Preset = Family
-
-
 def register_family(name: str, encoder: str, decoder: str, marginal: str, latent_dim: int = 32,
                     description: str = "", model: str = "vae", aliases: Sequence[str] = (),
                     replace: bool = False) -> Family:

@@ -38,25 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @runtime_checkable
-class Encoder(Protocol):
-    def __call__(self, x: Tensor) -> Distribution: ...
-
-
-@runtime_checkable
-class Decoder(Protocol):
-    def __call__(self, z: Tensor) -> Distribution: ...
-
-
-@runtime_checkable
-class MarginalModule(Protocol):
-    latent_dim: int
-
-    def __call__(self, encoder: nn.Module) -> Distribution: ...
-
-    def initialize_from_data(self, x: Tensor) -> None: ...
-
-
-@runtime_checkable
 class LatentVariableModel(Protocol):
     """What evaluators, objectives and the trainer use of a model (rdvae.VAE is one)."""
 

@@ -292,6 +292,3 @@ def reconstruction_rmse(model, x: Tensor, batch_size: int = 1000) -> float:
         count += xb.numel()
     return math.sqrt(squared / count)
 
-
-GAUSSIAN_DECODER_OPTIONS = ("variance", "sigma", "log_sigma_min", "variance_warmup_steps",
-                            "variance_ramp_steps", "warmup_variance", "stop_gradient")

@@ -112,7 +112,6 @@ SCALES = {
 
 # --- regimes -------------------------------------------------------------------------------
 
-REGIMES = ("autoencoder", "syntactic encoder", "semantic encoder", "autodecoder")
 AUTODECODER_INFORMATION = 1.0   # nats of I_q(x; z): below it z tells (almost) nothing about x
 AUTOENCODER_DISTORTION = 0.075  # x H_hat: reconstructions (almost) exact
 SEMANTIC_RATE = 0.25            # x H_hat: rates above this encode pixel-level detail

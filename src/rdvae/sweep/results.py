@@ -163,10 +163,6 @@ def comparable(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in TIMING_KEYS}
 
 
-def relative_run_dir(sweep_dir: Path, run_dir: Path) -> str:
-    return os.path.relpath(run_dir, sweep_dir)
-
-
 def format_rows(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """A plain-text table of `rows`: the given columns, then R, D, -ELBO (nats) and status."""
     header = [*columns, "R", "D", "-ELBO", "status"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -33,7 +33,6 @@ from .grid import GridError, Point, product, sweep, value_text, zipit
 
 SPEC_FILE = "sweep.json"
 RUNS_FOLDER = "runs"
-_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
 
 
 class SweepError(ValueError):

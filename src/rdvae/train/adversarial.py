@@ -109,11 +109,6 @@ class GANConfig:
         return cls(**values).validated()
 
 
-def is_gan_run(path: str | Path) -> bool:
-    run = RunDir(path)
-    return run.exists and run.read_config().get("kind") == KIND
-
-
 def build_gan(config: GANConfig, event_shape) -> GAN:
     torch.manual_seed(config.seed)
     try:
