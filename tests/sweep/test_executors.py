@@ -70,3 +70,12 @@ def test_an_unknown_executor_or_option_is_refused_before_anything_is_written(exe
         run_sweep(tmp_path / "s", SweepSpec(base={"epochs": 1}), executor=executor, executor_options=options,
                   progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def test_rays_resources_take_fractions_as_the_cli_gives_them():
+    """--cpus-per-run 1 arrives as 1.0 and --gpus-per-run 0.5 as a fraction: both are numbers to Ray."""
+    from rdvae.sweep.runner import executor_call
+
+    assert callable(executor_call("ray", {"num_cpus": 1.0, "num_gpus": 0.5, "total_cpus": 2}))
+    with pytest.raises(ConfigError, match="num_cpus='two' must be a number"):
+        executor_call("ray", {"num_cpus": "two"})

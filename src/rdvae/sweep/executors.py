@@ -176,7 +176,7 @@ def _import_ray():
 
 @register_executor("ray")
 def run_ray(tasks: Sequence[Task], on_result: OnResult, address: str | None = None,
-            num_cpus: float = 1, num_gpus: float = 0, total_cpus: int | None = None) -> None:
+            num_cpus: float = 1.0, num_gpus: float = 0.0, total_cpus: int | None = None) -> None:
     """One Ray task per run needing `num_cpus` CPUs and `num_gpus` GPUs (pip install 'rdvae[ray]').
 
     Without `address` a local Ray instance is started with `total_cpus` CPUs (default: all)
