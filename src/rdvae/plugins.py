@@ -18,6 +18,7 @@ the run recorded it is refused unless the change is accepted (`--accept-plugin-c
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -111,6 +112,20 @@ def accept_plugin_changes(accept: bool = True) -> None:
     _accept_changes = accept
 
 
+def consent_state() -> dict:
+    """What the user allowed in this process (--plugin names, --trust-plugins, --accept-plugin-changes),
+    for the sweep's worker processes to allow the same (restore_consent)."""
+    return {"named": dict(_named), "trust": _trust_all, "accept": _accept_changes}
+
+
+def restore_consent(state: dict) -> None:
+    """Allow in this process what consent_state recorded in another (a sweep's worker)."""
+    global _trust_all, _accept_changes
+    _named.update(state.get("named") or {})
+    _trust_all = bool(state.get("trust"))
+    _accept_changes = bool(state.get("accept"))
+
+
 def forget_consent() -> None:
     """Forget --plugin names, --trust-plugins and --accept-plugin-changes (the end of a command)."""
     global _trust_all, _accept_changes
@@ -135,12 +150,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def _packages_distributions() -> dict:
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
+
+
 def _distribution(module: str) -> str | None:
     """'name==version' of the installed distribution that provides a top-level module, if any."""
-    from importlib.metadata import packages_distributions, version
+    from importlib.metadata import version
 
     try:
-        names = packages_distributions().get(module.partition(".")[0]) or []
+        names = _packages_distributions().get(module.partition(".")[0]) or []
         return f"{names[0]}=={version(names[0])}" if names else None
     except Exception:  # noqa: BLE001 - metadata of a broken install: no version to record
         return None
@@ -181,8 +203,9 @@ def record_paths(specs, folder: str | os.PathLike) -> list[str]:
     def recorded(spec: str) -> str:
         if not is_plugin_file(spec):
             return spec
-        shared = Path(os.path.commonpath([base, Path(spec)]))
-        return spec if shared == Path(shared.anchor) else os.path.relpath(spec, base)
+        path = Path(spec).expanduser().resolve()   # a path given relative to the current directory
+        shared = Path(os.path.commonpath([base, path]))
+        return str(path) if shared == Path(shared.anchor) else os.path.relpath(path, base)
 
     return [recorded(spec) for spec in specs]
 
@@ -229,7 +252,7 @@ def recorded_plugins(specs, folder: str | os.PathLike, recorded: dict | None = N
         raise PluginError(f"{what} was made with plugin file(s) that are not here: {', '.join(missing)}; "
                           "pass each one's new location with --plugin PATH.py (it replaces the recorded "
                           "plugin of the same module name)")
-    unasked = [s for s in resolved if not is_imported(s) and not trusted()]
+    unasked = [] if trusted() else [s for s in resolved if not is_imported(s)]
     if unasked:
         listed = ", ".join(f"{s} (SHA-256 {_short(_sha256(Path(s)))})" if is_plugin_file(s) else s
                            for s in unasked)

@@ -138,7 +138,7 @@ class Registry:
             if isinstance(err, NotImplementedError):   # what the code cannot do, not what was asked
                 raise
             given = ", ".join(f"{k}={v!r}" for k, v in options.items()) or "no options"
-            raise ConfigError(f"{self.kind} {name!r}{where}: the builder raised RuntimeError "
+            raise ConfigError(f"{self.kind} {name!r}{where}: the builder raised {type(err).__name__} "
                               f"{' '.join(str(err).split())[:300]} ({given})") from err
 
 

@@ -34,10 +34,6 @@ from .errors import ConfigError
 CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
 WEIGHTS, TRAINER_STATE = "model.safetensors", "trainer_state.safetensors"
 LOCK = ".rdvae.lock"
-# what an rdvae run folder may hold besides the contract's files: trackers' folders and files, eval
-# results, a sweep's lock, a failed run's log (a folder holding anything else is not a run's)
-RUN_FILES = (CONFIG, METRICS, SUMMARY, WEIGHTS, TRAINER_STATE, LOCK, ".sweep.lock", "trackers.json",
-             "error.log", "results.csv", "figures", "mlruns", "wandb", "tensorboard")
 
 
 def _umask() -> int:
@@ -237,10 +233,10 @@ def folder_lock(folder: str | os.PathLike, what: str = "") -> Iterator[None]:
             break
         os.close(fd)
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]]) if sys.argv and sys.argv[0] else "python"
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()} {what or command}\n".encode())
     _HELD[key] = [fd, 1]
     try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {what or command}\n".encode())
         yield
     finally:
         del _HELD[key]
@@ -248,7 +244,7 @@ def folder_lock(folder: str | os.PathLike, what: str = "") -> Iterator[None]:
         os.close(fd)
 
 
-def foreign_files(folder: Path, allowed: Iterable[str] = RUN_FILES) -> list[str]:
+def foreign_files(folder: Path, allowed: Iterable[str]) -> list[str]:
     """Names in `folder` that are not among `allowed` (temporary files of atomic writes excepted)."""
     if not folder.is_dir():
         return []

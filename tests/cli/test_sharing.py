@@ -186,7 +186,7 @@ def test_an_export_carries_no_path_of_the_machine_and_loads_elsewhere_with_its_p
     config = _read(exported / "config.json")
     assert config["plugins"] == ["plugins/plug.py"] and config["dataset"] == "binary.npy"
     card = (exported / "README.md").read_text()
-    assert "--plugin plugins/plug.py" in card and config["dataset_sha256"] in card
+    assert "rdvae train --plugin pub/plugins/plug.py" in card and config["dataset_sha256"] in card
     assert "datasets:" not in card   # a data file is not a hub dataset id
 
     # "another machine": the export and the data file in a new folder, nothing else
@@ -282,3 +282,31 @@ def test_one_sweep_process_at_a_time_and_its_runs_folder_is_no_link(shared, tmp_
     _one_line_error(rdvae_cli("sweep", "--dataset", "binary.npy", "--grid", "beta=1", "--set", "epochs=1",
                               "--out", "linked-sweep", "--no-progress", cwd=shared), "symbolic link")
     assert list(canary.iterdir()) == []
+
+
+def test_a_sweeps_worker_processes_allow_what_its_command_line_allowed(shared):
+    """--plugin and --accept-plugin-changes reach the pool's spawned workers: two runs interrupted
+    before their summary, their plugin edited since, are resumed by two workers once the change is
+    accepted."""
+    sweep = shared / "consent-sweep"
+    sweep.mkdir()
+    plugin = sweep / "plug.py"
+    plugin.write_text(PLUGIN + FAMILY)
+    base = ["sweep", "--dataset", "binary.npy", "--family", "tiny", "--grid", "beta=0.5,2", "--set",
+            "epochs=1", "--set", "batch_size=32", "--no-progress", "--out", "consent-sweep"]
+    _ok(rdvae_cli(*base, "--plugin", "consent-sweep/plug.py", "--workers", "1", cwd=shared))
+    for run in (sweep / "runs").iterdir():
+        (run / "summary.json").unlink()   # as if killed before the summary was written
+    plugin.write_text(PLUGIN + FAMILY + "# edited\n")
+    refused = rdvae_cli(*base, "--plugin", "consent-sweep/plug.py", "--workers", "2", cwd=shared)
+    assert refused.code == 2 and "is not the code" in _read_rows(sweep)[0]["error"]
+    _ok(rdvae_cli(*base, "--plugin", "consent-sweep/plug.py", "--accept-plugin-changes", "--workers", "2",
+                  cwd=shared))
+    assert [r["status"] for r in _read_rows(sweep)] == ["done", "done"]
+
+
+def _read_rows(sweep: Path) -> list[dict]:
+    import csv
+
+    with open(sweep / "results.csv", newline="") as fh:
+        return list(csv.DictReader(fh))

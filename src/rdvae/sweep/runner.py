@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..plugins import consent_state
 from ..registry import check_option_value
 from ..rundir import RunDir, folder_lock
 from ..train import ConfigError, TrainConfig
@@ -47,21 +48,29 @@ def _swept_values(spec: SweepSpec, index: int) -> dict:
 
 def finish_trackers(run_dir: Path, config: TrainConfig) -> None:
     """A done run whose trackers' finish a kill left undone (trackers.json) is finished, as --resume
-    would; its result stays as it is (a failure is the trackers' own warning)."""
+    would; its result stays as it is, and what stops the finish (the run locked by another command,
+    its plugin not allowed, a tracker down) is a warning: the sweep goes on."""
     if not config.log:
         return
+    import warnings
+
+    from ..data import DataError
     from ..tracking.ids import unfinished
     from ..train import train
 
     if unfinished(run_dir, config.log):
-        train(config, run_dir, resume=True, progress=False)
+        try:
+            train(config, run_dir, resume=True, progress=False)
+        except (ConfigError, DataError, OSError) as err:
+            warnings.warn(f"the trackers' finish of {run_dir} is not done ({err}); `rdvae train --resume "
+                          f"--out {run_dir}` completes it", RuntimeWarning, stacklevel=2)
 
 
 # run_sweep's shorthands for the options of the built-in executors (None: not given)
 SHORTHANDS = ("workers", "address", "num_cpus", "num_gpus", "total_cpus")
 
 
-def executor_call(executor: str, options: dict, given: str = "") -> Callable:
+def executor_call(executor: str, options: dict) -> Callable:
     """The registered executor `executor` with its `options` checked (known, of the kind of their
     default): a function of (tasks, on_result, **context). ConfigError naming what is wrong."""
     run = EXECUTORS[executor]   # unknown: a ConfigError with the registered names
@@ -71,7 +80,7 @@ def executor_call(executor: str, options: dict, given: str = "") -> Callable:
     if hidden:
         raise ConfigError(f"executor option(s) {', '.join(hidden)} are the sweep's own (--threads, "
                           "progress), not options to set")
-    EXECUTORS.check_options(name, options, given)
+    EXECUTORS.check_options(name, options)
     for key, value in options.items():
         if key in accepted:
             check_option_value(f"executor {name!r}", key, value, accepted[key])
@@ -161,7 +170,8 @@ def _run_sweep(out: Path, spec: SweepSpec | None, run_tasks: Callable, progress:
                 report.skipped.append(order[index])
             continue
         config = sweep_tracking(config, out, _swept_values(spec, index))
-        tasks.append(Task(index=index, name=name, run_dir=str(run_dir.resolve()), config=config.to_dict()))
+        tasks.append(Task(index=index, name=name, run_dir=str(run_dir.resolve()), config=config.to_dict(),
+                          consent=consent_state()))
 
     bar = tqdm(total=len(spec.names), initial=len(spec.names) - len(tasks), disable=not progress,
                unit="run", desc=f"sweep {out.name}", dynamic_ncols=True)

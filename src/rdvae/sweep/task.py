@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +30,7 @@ class Task:
     name: str               # run directory name inside the sweep's runs folder
     run_dir: str            # absolute path of the run directory
     config: dict            # TrainConfig.to_dict() of the point (already validated)
+    consent: dict = field(default_factory=dict)   # rdvae.plugins.consent_state() of the sweep's process
 
 
 def _dataset(config: dict):
@@ -51,8 +52,11 @@ def execute(task: Task, threads: int | None = None, progress: bool = False, on_s
     The run directory is locked for the duration, so a second sweep process (or a worker left
     over from a killed one) waits instead of training the same run twice.
     """
+    from ..plugins import restore_consent
     from ..train import TrainConfig, train
 
+    if task.consent:   # a worker process allows what the sweep's command line allowed
+        restore_consent(task.consent)
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

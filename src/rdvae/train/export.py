@@ -132,13 +132,18 @@ Data SHA-256: `{checksum}`.
     return "\n".join(lines) + body
 
 
+def _from_beside(name: str, plugins) -> list[str]:
+    """The export's plugins as named from the folder that holds the export (NAME/plugins/X.py)."""
+    return [f"{name}/{spec}" if spec.startswith(f"{PLUGINS_FOLDER}/") else spec for spec in plugins]
+
+
 def _load_section(name: str, plugins) -> str:
     """How to load the export: its plugin code is imported only when named (rdvae never runs code a
     folder names unasked), so the card names it."""
     if not plugins:
         return ("```python\nfrom rdvae import load_run\n"
                 f"trained = load_run({name!r})     # this folder: config.json + model.safetensors\n```\n")
-    files = [f"{name}/{spec}" if spec.startswith(f"{PLUGINS_FOLDER}/") else spec for spec in plugins]
+    files = _from_beside(name, plugins)
     flags = " ".join(f"--plugin {shlex.quote(f)}" for f in files)
     return (f"The model's components are registered by plugin code ({', '.join(plugins)}; copied into "
             f"`{PLUGINS_FOLDER}/` where it is a file, with its SHA-256 in config.json). Read it, then name "
@@ -247,9 +252,9 @@ def export_run(run_dir: str | Path, out: str | Path) -> dict:
                 _copy(run / name, out / name)
             else:                                   # an earlier export's file of a run that had it
                 (out / name).unlink(missing_ok=True)
-        exported = TrainConfig.from_dict({**record, "plugins": config.plugins, "dataset": config.dataset})
-        command = train_command(exported, plugins=record["plugins"], dataset=record["dataset"])
         name = out.resolve().name
+        command = train_command(config, plugins=_from_beside(name, record["plugins"]),
+                                dataset=record["dataset"])
         write_text(out / CARD, model_card(config, summary, name, command, checksum, record["dataset"],
                                           record["plugins"]))
         (out / LOCK).unlink(missing_ok=True)   # an export carries no lock file (held until the block ends)

@@ -207,12 +207,12 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     created = not run.path.exists()
     if not run.exists:
         _refuse_foreign(run)   # before the lock file is made in it (and again under the lock)
-    try:
-        with run.lock("rdvae train"):
+    with run.lock("rdvae train"):
+        try:
             return _train(run, config, resume, progress, objective, on_step, dataset, model)
-    finally:
-        if created:
-            _remove_if_unused(run.path)
+        finally:   # under the lock, so that no other writer has taken the folder meanwhile
+            if created:
+                _remove_if_unused(run.path)
 
 
 # what a folder may hold before a run's config.json is written (a new run goes into no other folder)
