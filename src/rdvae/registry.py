@@ -112,6 +112,14 @@ class Registry:
         if unknown:
             raise unknown_names(f"{self.kind} option(s)", unknown, accepted, where or f" of {name!r}")
 
+    def check_values(self, name: str, options: dict, where: str = "") -> None:
+        """ConfigError unless every option is one `name`'s builder takes, of the kind of its default."""
+        self.check_options(name, options, where)
+        accepted = self.options(name)
+        for key, value in options.items():
+            if key in accepted:
+                check_option_value(f"{self.kind} {name!r}{where}", key, value, accepted[key])
+
     def build(self, name: str, *args, where: str = "", **options) -> Any:
         """Call `name`'s builder with the leading arguments and the options it takes (checked: known,
         and of the kind of their default). A ValueError or TypeError it raises becomes a ConfigError
@@ -121,11 +129,7 @@ class Registry:
         An AssertionError is not converted: an assert states an invariant of the code (and is gone
         under `python -O`), so its failure is a bug to show with its traceback; a builder rejects a
         bad option value with a ValueError naming the option, the value and what is allowed."""
-        self.check_options(name, options, where)
-        accepted = self.options(name)
-        for key, value in options.items():
-            if key in accepted:
-                check_option_value(f"{self.kind} {name!r}{where}", key, value, accepted[key])
+        self.check_values(name, options, where)
         try:
             return self[name](*args, **options)
         except (ValueError, TypeError) as err:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .options import add_common, positive_int
 
 
@@ -50,10 +48,6 @@ def run(args) -> dict:
     if unknown:
         raise UserError(f"--format {' '.join(unknown)}: not a figure format; choose from "
                         f"{', '.join(sorted(known))}")
-    default_out = Path(args.sweep_dir) / "figures"
-    if args.out is None and default_out.is_symlink():
-        raise UserError(f"{default_out} is a symbolic link; figures are written only inside the sweep folder "
-                        "(remove the link, or name a folder with --out)")
     try:
         result = plot_sweep(args.sweep_dir, out=args.out, runs=args.runs, max_runs=args.max_runs,
                             examples=args.examples, z_draws=args.z_draws, samples=args.samples,

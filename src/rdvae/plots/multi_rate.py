@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from ..sweep import ResultsTable
 from .style import new_figure, save_figure, styled
-from .sweep_figures import PlotError, finished_rows
+from .sweep_figures import PlotError, figures_folder, finished_rows
 
 MULTI_RATE_COLOUR = "#d62728"
 SWEEP_COLOUR = "#1f77b4"
@@ -191,6 +191,6 @@ def plot_multi_rate_run(run_dir: str | Path, sweep_dir: str | Path, out: str | P
     family = mr[0].get("family", "multi-rate")
     title = f"{mr[0].get('dataset')}, {mr[0].get('split')} split: {family} (one run) vs a β sweep"
     files = save_figure(plot_multi_rate_overlay(mr, sweep, title),
-                        (Path(out) if out is not None else run_dir / "figures") / "multi_rate_overlay",
+                        (Path(out) if out is not None else figures_folder(run_dir)) / "multi_rate_overlay",
                         tuple(formats))
     return {"files": [str(f) for f in files], "comparison": compare_curves(mr, sweep)}

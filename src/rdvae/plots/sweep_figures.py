@@ -86,6 +86,16 @@ def pick_inputs(x: torch.Tensor, labels: torch.Tensor | None, n: int) -> torch.T
     return x[chosen]
 
 
+def figures_folder(folder: Path) -> Path:
+    """FOLDER/figures, the default place of a sweep's or run's figures: never a link (a folder sent by
+    someone else could point it anywhere)."""
+    figures = Path(folder) / "figures"
+    if figures.is_symlink():
+        raise PlotError(f"{figures} is a symbolic link; figures are written only inside {folder} (remove "
+                        "the link, or name a folder with --out)")
+    return figures
+
+
 def plot_sweep(sweep_dir: str | Path, out: str | Path | None = None, runs: Sequence[str] | None = None,
                max_runs: int = 6, examples: int = 5, z_draws: int = 2, samples: int = 8,
                formats: Sequence[str] = ("png", "svg"), grids: bool = True) -> dict:
@@ -101,7 +111,7 @@ def plot_sweep(sweep_dir: str | Path, out: str | Path | None = None, runs: Seque
         raise PlotError(f"no finished runs in {table.path} to plot (see its status/error columns)")
     spec = load_spec(sweep_dir)
     swept = spec.swept_fields if spec is not None else ["family", "beta"]
-    out = Path(out) if out is not None else sweep_dir / "figures"
+    out = Path(out) if out is not None else figures_folder(sweep_dir)
     files: list[Path] = []
     chosen_all: list[str] = []
     groups: dict[tuple, list[dict]] = {}

@@ -14,7 +14,6 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..plugins import consent_state
-from ..registry import check_option_value
 from ..rundir import RunDir, folder_lock
 from ..train import ConfigError, TrainConfig
 from ..train.config import nest_model_options
@@ -80,10 +79,7 @@ def executor_call(executor: str, options: dict) -> Callable:
     if hidden:
         raise ConfigError(f"executor option(s) {', '.join(hidden)} are the sweep's own (--threads, "
                           "progress), not options to set")
-    EXECUTORS.check_options(name, options)
-    for key, value in options.items():
-        if key in accepted:
-            check_option_value(f"executor {name!r}", key, value, accepted[key])
+    EXECUTORS.check_values(name, options)
 
     def call(tasks, on_result, **context):
         taken = {k: v for k, v in context.items() if k in accepted or "**" in accepted}
