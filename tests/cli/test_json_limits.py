@@ -8,9 +8,8 @@ import pytest
 
 from rdvae.cli import main
 from rdvae.cli.options import parse_assignment
-from rdvae.cli.sweep import bounded_grid
 from rdvae.rundir import json_depth, read_json
-from rdvae.sweep import GridError, SweepError, SweepSpec, load_spec
+from rdvae.sweep import GridError, SweepError, SweepSpec, load_spec, parse_grid
 
 HUGE = "[" * 100000 + "]" * 100000
 
@@ -54,7 +53,7 @@ def test_set_nested_too_deeply_exits_2_with_one_line(command, capsys, tmp_path):
                          ids=["100000", "40-zipped"])
 def test_grid_nested_too_deeply_exits_2_with_one_line(axis, found, capsys, tmp_path):
     with pytest.raises(GridError, match=rf"^--grid model.hidden: the value is {found}; at most 32 levels"):
-        bounded_grid(["seed=0,1", axis])
+        parse_grid(["seed=0,1", axis])
     assert main(["sweep", "--grid", axis, "--out", str(tmp_path / "s")]) == 2
     err = one_line(capsys.readouterr().err)
     assert f"rdvae sweep: error: --grid model.hidden: the value is {found}; at most 32 levels" in err
@@ -62,7 +61,7 @@ def test_grid_nested_too_deeply_exits_2_with_one_line(axis, found, capsys, tmp_p
 
 
 def test_grid_within_the_limit_is_the_grid():
-    points = bounded_grid(["seed=0,1", "model.hidden=[8]," + nested(32)])
+    points = parse_grid(["seed=0,1", "model.hidden=[8]," + nested(32)])
     assert len(points) == 4 and json_depth(points[-1]["model.hidden"]) == 32
 
 

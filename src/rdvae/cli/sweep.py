@@ -70,7 +70,7 @@ def register(sub) -> None:
 
 def spec_from_args(args):
     """The sweep spec the arguments describe, or None when none is given (continue --out)."""
-    from ..sweep import SweepSpec, product
+    from ..sweep import SweepSpec, parse_grid, product
 
     base = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
     base.update(tracking_settings(args))
@@ -80,28 +80,8 @@ def spec_from_args(args):
     if args.plugins:
         base["plugins"] = list(args.plugins)
     spec = SweepSpec.from_file(args.spec_file) if args.spec_file else SweepSpec()
-    points = product(spec.points, bounded_grid(args.grid)) if args.grid else spec.points
+    points = product(spec.points, parse_grid(args.grid)) if args.grid else spec.points
     return SweepSpec(base={**spec.base, **base}, points=points)
-
-
-def bounded_grid(axes: list[str]):
-    """parse_grid(axes), refusing (GridError naming the --grid field) a value that nests deeper than
-    rundir.MAX_JSON_DEPTH levels, or too deep for the JSON parser's recursion."""
-    from ..rundir import MAX_JSON_DEPTH, json_depth, too_deep
-    from ..sweep import GridError, parse_grid
-    from ..sweep.grid import parse_axis, split_top_level
-
-    for axis in axes:
-        for part in split_top_level(axis, ";"):
-            what = f"--grid {part.split('=', 1)[0].strip()[:60]}"
-            try:
-                points = parse_axis(part) if part.strip() else []
-            except RecursionError:
-                raise GridError(str(too_deep(what, None))) from None
-            depth = max((json_depth(value) for point in points for value in point.values()), default=0)
-            if depth > MAX_JSON_DEPTH:
-                raise GridError(str(too_deep(what, depth)))
-    return parse_grid(axes)
 
 
 @contextlib.contextmanager

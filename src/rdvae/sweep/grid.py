@@ -72,14 +72,20 @@ def chainit(*grids: Grid) -> Grid:
     return [dict(p) for g in grids for p in g]
 
 
-def parse_value(text: str):
+def parse_value(text: str, what: str = "a grid value"):
     """A JSON value where `text` is valid JSON, else the string itself (so ``mlp-v`` stays a
-    string, ``0.3`` is a float and ``[64,64]`` a list)."""
+    string, ``0.3`` is a float and ``[64,64]`` a list); GridError when it nests deeper than
+    rdvae.rundir.MAX_JSON_DEPTH levels."""
+    from ..errors import ConfigError
+    from ..rundir import loads_bounded
+
     text = text.strip()
     try:
-        return json.loads(text)
+        return loads_bounded(text, what)
     except json.JSONDecodeError:
         return text
+    except ConfigError as err:
+        raise GridError(str(err)) from None
 
 
 def split_top_level(text: str, sep: str) -> list[str]:
@@ -111,7 +117,7 @@ def parse_axis(text: str) -> Grid:
     key = key.strip()
     if not key:
         raise GridError(f"grid axis {text!r} has no field name before '='")
-    values = [parse_value(v) for v in split_top_level(raw, ",") if v.strip()]
+    values = [parse_value(v, f"--grid {key[:60]}") for v in split_top_level(raw, ",") if v.strip()]
     if not values:
         raise GridError(f"grid axis {text!r} has no values after '='")
     return sweep(key, values)
