@@ -72,6 +72,22 @@ def stop_at(step: int):
     return hook
 
 
+def kill_at(monkeypatch, step: int) -> None:
+    """Make the one loop (rdvae.engine.Loop) raise Interrupt when it is about to take step `step` (a
+    kill mid-epoch for any plan; with checkpoint_minutes 0 the last step's checkpoint is on disk)."""
+    from rdvae.engine import Loop
+
+    original = Loop.step
+
+    def step_or_die(self, batch):
+        if self.counters["step"] == step:
+            monkeypatch.setattr(Loop, "step", original)   # the resumed run steps on
+            raise Interrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Loop, "step", step_or_die)
+
+
 class NanAt(BetaObjective):
     """D + R with a NaN loss at the steps `nan_steps(step)` says (to exercise the update guard)."""
 

@@ -24,7 +24,7 @@ _EXPORTS = {
     "register_marginal": "rdvae.registry", "register_model": "rdvae.registry",
     "register_dataset": "rdvae.registry", "register_objective": "rdvae.registry",
     "register_logger": "rdvae.registry", "register_epoch_figure": "rdvae.registry",
-    "register_executor": "rdvae.sweep.executors", "register_optimizer": "rdvae.train.optimizers",
+    "register_executor": "rdvae.sweep.executors", "register_optimizer": "rdvae.engine.optimizers",
     "Logger": "rdvae.tracking",
     "register_family": "rdvae.presets", "build_model": "rdvae.presets", "Family": "rdvae.presets",
     "ConfigError": "rdvae.errors",

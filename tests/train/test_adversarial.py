@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from tests.helpers import Interrupt, kill_at
+
 from rdvae.errors import ConfigError
 from rdvae.rundir import WEIGHTS, RunDir, load_tensors
-from rdvae.train import adversarial
 from rdvae.train.adversarial import GANConfig, load_gan, train_gan
 
 
@@ -32,20 +33,12 @@ def test_a_gan_run_writes_the_run_directory_and_resumes_exactly(tmp_path, monkey
     assert all(0 < m["d_real"] < 1 and 0 < m["d_fake"] < 1 and m["fid"] > 0 for m in metrics)
     assert full["fid_by_epoch"] == [m["fid"] for m in metrics]
 
-    calls = {"n": 0}
-    original = adversarial.GANTrainer.run_epoch
-
-    def crash_in_second_epoch(self, bar, started):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, bar, started)
-
-    monkeypatch.setattr(adversarial.GANTrainer, "run_epoch", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_gan(tiny(), tmp_path / "cut", progress=False)
-    monkeypatch.setattr(adversarial.GANTrainer, "run_epoch", original)
+    kill_at(monkeypatch, 8)   # mid-epoch 2 (6 steps an epoch): the last checkpoint is step 8's
+    with pytest.raises(Interrupt):
+        train_gan(tiny(checkpoint_minutes=0.0), tmp_path / "cut", progress=False)
+    assert RunDir(tmp_path / "cut").read_metrics()[-1]["epoch"] == 1
     resumed = train_gan(None, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["epochs_trained"] == 2
     assert resumed["fid_by_epoch"] == full["fid_by_epoch"]
     a, b = weights(tmp_path / "full"), weights(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -1,4 +1,4 @@
-"""The update guard of Trainer.step: skips decided on the device (fused Adam's found_inf) or on the
+"""The update guard of the one loop (rdvae.engine.Loop.step), on the VAE plan: skips decided on the device (fused Adam's found_inf) or on the
 host (other optimizers) leave parameters and optimizer state untouched, are counted, stop a run
 that keeps skipping, and change nothing about runs without skips."""
 
@@ -10,44 +10,46 @@ import torch
 
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig, TrainingDiverged
-from rdvae.train.loop import Trainer, lr_factor
+from rdvae.engine import Loop
+from rdvae.train.loop import vae_loop
+from rdvae.train.schedules import lr_factor
 
 SMALL = dict(dataset="digits", binarize="dynamic", family="mlp", latent_dim=4,
              model={"hidden": [32]}, batch_size=64, eval_batch_size=500, device="cpu")
 
 
-def _trainer(tmp_path, name="r", **options) -> Trainer:
+def _trainer(tmp_path, name="r", **options) -> Loop:
     config = TrainConfig(**{**SMALL, **options}).validated()
-    return Trainer(config, RunDir(tmp_path / name), progress=False)
+    return vae_loop(config, RunDir(tmp_path / name), progress=False)
 
 
 def _batches(trainer, n, seed=0):
     g = torch.Generator().manual_seed(seed)
-    x = trainer.train.source
-    return [torch.bernoulli(x[torch.randint(len(x), (trainer.config.batch_size,), generator=g)], generator=g)
+    x = trainer.plan.train_split.source
+    return [torch.bernoulli(x[torch.randint(len(x), (trainer.plan.config.batch_size,), generator=g)], generator=g)
             for _ in range(n)]
 
 
 def _host_guard_step(trainer, x):
     """The guard as it was before the device-side decision: clip_grad_norm_ and host checks."""
-    config, counters = trainer.config, trainer.counters
-    for group in trainer.optimizer.param_groups:
+    config, counters = trainer.plan.config, trainer.counters
+    for group in trainer.optimizers[0].param_groups:
         group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], trainer.total_steps)
-    out = trainer.objective(trainer.model, x, counters["step"])
-    trainer.optimizer.zero_grad(set_to_none=True)
+    out = trainer.plan.objective(trainer.plan.model, x, counters["step"])
+    trainer.optimizers[0].zero_grad(set_to_none=True)
     if not torch.isfinite(out.loss):
         return None
     out.loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(trainer.params, math.inf)
+    grad_norm = torch.nn.utils.clip_grad_norm_(trainer.params[0], math.inf)
     if not (math.isfinite(grad_norm) and grad_norm <= config.skip_grad_norm):
         return None
-    trainer.optimizer.step()
+    trainer.optimizers[0].step()
     return torch.stack([out.loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean()])
 
 
 def _state(trainer):
-    params = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
-    states = trainer.optimizer.state.values()
+    params = {name: p.detach().clone() for name, p in trainer.plan.model.named_parameters()}
+    states = trainer.optimizers[0].state.values()
     moments = {(i, k): v.clone() for i, s in enumerate(states) for k, v in s.items()}
     return params, moments
 
@@ -63,7 +65,7 @@ class Poisoned:
     ("grad") or a gradient norm far above skip_grad_norm ("norm")."""
 
     def __init__(self, trainer, kind):
-        self.objective, self.kind, self.model = trainer.objective, kind, trainer.model
+        self.objective, self.kind, self.model = trainer.plan.objective, kind, trainer.plan.model
 
     def __call__(self, model, x, step):
         out = self.objective(model, x, step)
@@ -83,20 +85,20 @@ class Poisoned:
 def test_a_skipped_update_leaves_parameters_and_optimizer_state_untouched(tmp_path, fused, kind):
     trainer = _trainer(tmp_path, skip_grad_norm=1e6)
     if not fused:
-        trainer.optimizer = torch.optim.Adam(trainer.params, lr=trainer.config.lr, foreach=False)
-    if fused and not getattr(trainer.optimizer, "_step_supports_amp_scaling", False):
+        trainer.optimizers[0] = torch.optim.Adam(trainer.params[0], lr=trainer.plan.config.lr, foreach=False)
+    if fused and not getattr(trainer.optimizers[0], "_step_supports_amp_scaling", False):
         pytest.skip("this torch has no fused Adam for the CPU")
     batches = _batches(trainer, 4)
     for x in batches[:2]:
         trainer.step(x)
         trainer.counters["step"] += 1
     before = _state(trainer)
-    good, trainer.objective = trainer.objective, Poisoned(trainer, kind)
+    good, trainer.plan.objective = trainer.plan.objective, Poisoned(trainer, kind)
     figures = trainer.step(batches[2])
-    trainer.objective = good
+    trainer.plan.objective = good
     assert torch.equal(figures, torch.zeros(4))
     _assert_same_state(before, _state(trainer))
-    assert not hasattr(trainer.optimizer, "found_inf")
+    assert not hasattr(trainer.optimizers[0], "found_inf")
     trainer.count_skips()
     assert trainer.counters["skipped"] == 1 and trainer.counters["consecutive_skips"] == 1
     trainer.step(batches[3])          # the next good update is taken and resets the run of skips
@@ -125,9 +127,9 @@ def test_a_run_of_skips_stops_training_at_its_step_even_if_it_ended_before_the_c
     """Five skips in a row (steps 3-7, max_consecutive_skips 4) followed by good updates, all before
     the counters are read: the count still finds the run and names the step that exceeded it."""
     trainer = _trainer(tmp_path, max_consecutive_skips=4)
-    good, bad = trainer.objective, Poisoned(trainer, "loss")
+    good, bad = trainer.plan.objective, Poisoned(trainer, "loss")
     for step, x in enumerate(_batches(trainer, 10)):
-        trainer.objective = bad if 3 <= step <= 7 else good
+        trainer.plan.objective = bad if 3 <= step <= 7 else good
         trainer.step(x)
         trainer.counters["step"] += 1
     with pytest.raises(TrainingDiverged, match="5 consecutive updates skipped at step 7"):
@@ -136,7 +138,7 @@ def test_a_run_of_skips_stops_training_at_its_step_even_if_it_ended_before_the_c
 
 def test_skips_are_counted_within_a_few_steps_without_reading_the_counters(tmp_path):
     trainer = _trainer(tmp_path, max_consecutive_skips=1000)
-    trainer.objective = Poisoned(trainer, "loss")
+    trainer.plan.objective = Poisoned(trainer, "loss")
     for x in _batches(trainer, 70):
         trainer.step(x)
         trainer.counters["step"] += 1

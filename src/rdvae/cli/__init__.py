@@ -7,13 +7,14 @@ returns a dict that `--json` prints as the last line of standard output.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
 import pkgutil
 import re
 import sys
+
+from .options import Parser
 
 
 class UserError(Exception):
@@ -28,10 +29,10 @@ def command_modules() -> list:
     return sorted(modules, key=lambda m: (order.get(m.__name__.rsplit(".", 1)[1], 2), m.__name__))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rdvae", description="Train VAEs and judge them by rate and distortion (nats).")
     parser.add_argument("--version", action="version", version=f"rdvae {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,14 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
 DASH_VALUE = re.compile(r"[-+][-+][-+v]|-(\d|\.\d|inf|nan|infinity)\S*", re.IGNORECASE)
 
 
-def join_dash_values(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+def join_dash_values(argv: list[str], parser: Parser) -> list[str]:
     """`--family -+v` -> `--family=-+v`: argparse reads a value that starts with "-" as an option unless
-    it looks like a plain negative number; options that take one value get such values joined."""
-    single = set()
-    for sub in _subparsers(parser):
-        for action in sub._actions:
-            if action.option_strings and action.nargs is None:
-                single.update(s for s in action.option_strings if s.startswith("--"))
+    it looks like a plain negative number; options that take one value (of any subcommand: the parser
+    records them as they are added) get such values joined."""
+    if not isinstance(parser, Parser):
+        raise TypeError(f"join_dash_values needs the parser of build_parser (an rdvae.cli.options.Parser, "
+                        f"which records the options that take one value), got {type(parser).__name__}")
+    single = parser.single_values
     out, i = [], 0
     while i < len(argv):
         token = argv[i]
@@ -62,14 +63,6 @@ def join_dash_values(argv: list[str], parser: argparse.ArgumentParser) -> list[s
         out.append(token)
         i += 1
     return out
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    found = [parser]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            found += list(action.choices.values())
-    return found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,57 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from pathlib import Path
+
+
+class Parser(argparse.ArgumentParser):
+    """The ArgumentParser of `rdvae` and its subcommands: it records the long options that take exactly
+    one value (`single_values`, one set shared with the parsers of its subcommands and its argument
+    groups), so that rdvae.cli.join_dash_values can join a value that starts with "-" to its option
+    without reading argparse's internals."""
+
+    def __init__(self, *args, single_values: set[str] | None = None, **kwargs):
+        self.single_values: set[str] = set() if single_values is None else single_values
+        super().__init__(*args, **kwargs)   # adds -h through add_argument: single_values is set first
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return _record(self.single_values, super().add_argument(*args, **kwargs))
+
+    def add_argument_group(self, *args, **kwargs) -> _RecordingGroup:
+        return _RecordingGroup(super().add_argument_group(*args, **kwargs), self.single_values)
+
+    def add_mutually_exclusive_group(self, **kwargs) -> _RecordingGroup:
+        return _RecordingGroup(super().add_mutually_exclusive_group(**kwargs), self.single_values)
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", functools.partial(type(self), single_values=self.single_values))
+        return super().add_subparsers(**kwargs)
+
+
+class _RecordingGroup:
+    """An argument group whose add_argument also records the options that take one value; everything
+    else is the group's own."""
+
+    def __init__(self, group, single_values: set[str]):
+        self._group = group
+        self._single_values = single_values
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return _record(self._single_values, self._group.add_argument(*args, **kwargs))
+
+    def __getattr__(self, name: str):
+        return getattr(self._group, name)
+
+
+def _record(single_values: set[str], action: argparse.Action) -> argparse.Action:
+    """Add the long option strings of `action` to `single_values` when it takes exactly one value
+    (nargs None: store, append, a type, choices; not a switch, not nargs="+")."""
+    if action.option_strings and action.nargs is None:
+        single_values.update(s for s in action.option_strings if s.startswith("--"))
+    return action
 
 
 def parse_assignment(text: str) -> tuple[str, object]:

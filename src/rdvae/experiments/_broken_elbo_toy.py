@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..components.two_cluster_toy import (
     BINS,
@@ -17,6 +16,8 @@ from ..components.two_cluster_toy import (
     optimal_model_summary,
     two_cluster_data,
 )
+from ..engine import FitOptions, Plan, Step, fit
+from ..errors import ConfigError
 from ..objectives import BetaObjective, TargetRateObjective
 from ..plots.style import new_figure, save_figure, styled
 
@@ -37,38 +38,83 @@ TOY_SETTINGS = {"mixed": dict(decoder_lr=0.1, marginal_lr=0.003, encoder_lr=0.00
 MAIN_FORM = "mixed"
 
 
+class ToyPlan(Plan):
+    """The toy on the one loop (rdvae.engine): each step one update of Adam on the exact objective
+    (no batches: the expectations are sums over the 30 bins), its learning rate constant for the
+    first half of the steps, then linearly to 0 (the paper's schedule shape)."""
+
+    kind = "two-cluster-toy"
+    shown = ("rate", "distortion")
+
+    def __init__(self, data: TwoClusterData, target_rate: float | None, steps: int, seed: int = 0,
+                 decoder_lr: float = 0.1, encoder_lr: float = 0.01, init_scale: float = 0.01,
+                 form: str = "table", marginal_lr: float | None = None):
+        self.data, self.steps = data, steps
+        self.settings = {"target_rate": target_rate, "steps": steps, "seed": seed, "decoder_lr": decoder_lr,
+                         "encoder_lr": encoder_lr, "init_scale": init_scale, "form": form,
+                         "marginal_lr": marginal_lr}
+        self.model = DiscreteToyModel(init_scale=init_scale, generator=torch.Generator().manual_seed(seed),
+                                      form=form)
+        self.objective = BetaObjective(1.0) if target_rate is None else TargetRateObjective(target_rate)
+        self.lrs = {"decoder": decoder_lr, "marginal": decoder_lr if marginal_lr is None else marginal_lr,
+                    "encoder": encoder_lr}
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        model = self.model
+        return [torch.optim.Adam([
+            {"params": [model.decoder_w, model.decoder_b], "lr": self.lrs["decoder"]},
+            {"params": [model.marginal_logits], "lr": self.lrs["marginal"]},
+            {"params": [model.encoder_w, model.encoder_b], "lr": self.lrs["encoder"]},
+        ])]
+
+    def steps_per_epoch(self) -> int:
+        return self.steps
+
+    def epoch_batches(self, order, shuffle, start: int):
+        return (None for _ in range(start, self.steps))
+
+    def training_step(self, batch, step: int, index: int) -> Step:
+        rate, distortion = self.model.rate_distortion(self.data.p_x)
+        loss = self.objective.loss(rate.reshape(1), distortion.reshape(1), step)
+        return Step(loss, {"loss": loss, "rate": rate, "distortion": distortion})
+
+    def lr_factor(self, step: int) -> float:
+        half = self.steps // 2
+        return 1.0 if step < half else max(0.0, (self.steps - step) / max(1, self.steps - half))
+
+    def summary(self, loop) -> dict:
+        return {"status": "done", "kind": self.kind, **self.settings, **self.model.summary(self.data)}
+
+    def describe(self) -> str:
+        target = self.settings["target_rate"]
+        return f"toy, {'ELBO' if target is None else f'target rate {target:g}'}, {self.settings['form']}"
+
+    def state_dict(self) -> dict:
+        return {"settings": self.settings}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("settings") != self.settings:
+            raise ConfigError(f"this toy run was trained with {state.get('settings')}, not {self.settings}; "
+                              "remove its folder to train it again")
+
+
 def train_toy(data: TwoClusterData, target_rate: float | None, steps: int, seed: int = 0,
               decoder_lr: float = 0.1, encoder_lr: float = 0.01, init_scale: float = 0.01,
-              form: str = "table", progress: bool = False, marginal_lr: float | None = None
-              ) -> DiscreteToyModel:
+              form: str = "table", progress: bool = False, marginal_lr: float | None = None,
+              run: Path | None = None, checkpoint_minutes: float = 10.0) -> DiscreteToyModel:
     """Adam on the exact objective (beta = 1, i.e. the ELBO, or D + |target - R|), learning
-    rate constant for half the steps, then linearly to 0.
+    rate constant for half the steps, then linearly to 0 (ToyPlan).
 
     The tables start near zero (an uninformative encoder, near-uniform decoders) and the
     decoder and marginal learn faster than the encoder, as powerful decoders do; both
-    objectives are trained from the same start with the same optimiser.
+    objectives are trained from the same start with the same optimiser. run: a folder for the
+    checkpoints, written at the end and every checkpoint_minutes (a finished or interrupted run there
+    is resumed; None: nothing written).
     """
-    generator = torch.Generator().manual_seed(seed)
-    model = DiscreteToyModel(init_scale=init_scale, generator=generator, form=form)
-    objective = BetaObjective(1.0) if target_rate is None else TargetRateObjective(target_rate)
-    optimizer = torch.optim.Adam([
-        {"params": [model.decoder_w, model.decoder_b], "lr": decoder_lr},
-        {"params": [model.marginal_logits], "lr": decoder_lr if marginal_lr is None else marginal_lr},
-        {"params": [model.encoder_w, model.encoder_b], "lr": encoder_lr},
-    ])
-    # the paper's schedule shape: constant for the first half, then linearly to 0
-    half = steps // 2
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 1.0 if step < half else max(0.0, (steps - step) / max(1, steps - half)))
-    name = ("ELBO" if target_rate is None else f"target rate {target_rate:g}") + f", {form}"
-    for step in tqdm(range(steps), desc=f"toy, {name}", disable=not progress, leave=False):
-        rate, distortion = model.rate_distortion(data.p_x)
-        loss = objective.loss(rate.reshape(1), distortion.reshape(1), step)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model
+    plan = ToyPlan(data, target_rate, steps, seed, decoder_lr, encoder_lr, init_scale, form, marginal_lr)
+    fit(plan, run, FitOptions(epochs=1, seed=seed, progress=progress, checkpoint_minutes=checkpoint_minutes),
+        resume=run is not None)
+    return plan.model
 
 
 def run_toy(out: Path, steps: int, target_rate: float = 0.5, seed: int = 0, progress: bool = True,
@@ -93,6 +139,7 @@ def run_toy(out: Path, steps: int, target_rate: float = 0.5, seed: int = 0, prog
         found = {}
         for key, target in objectives:
             model = train_toy(data, target, steps, at_seed, form=form, progress=progress,
+                              run=out / "toy-runs" / f"{form}-{key}-seed{at_seed}",
                               **TOY_SETTINGS[form])
             found[key] = {"target_rate": target, **model.summary(data),
                           "encoder": model.encoder().exp().tolist()}

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..components import GaussianDecoder
 from ..components.discrete import (
@@ -28,6 +27,9 @@ from ..components.discrete import (
     FactorizedBitsEncoder,
     IdentityTrunk,
 )
+from ..engine import Callback, FitOptions, Plan, Step, fit
+from ..engine.optimizers import build_optimizer
+from ..errors import ConfigError
 from ..estimators import DiscreteVAE
 from ..rundir import write_json
 from . import check_scale
@@ -101,23 +103,77 @@ def measure(model: DiscreteVAE, x: torch.Tensor) -> dict:
             "centres": centres.tolist(), "centre_drift": drift.tolist(), "max_drift": drift.max().item()}
 
 
+class StagePlan(Plan):
+    """One stage on the one loop (rdvae.engine): full-batch Adam on -ELBO (exact expectations over the
+    4 states), the decoder frozen unless `joint`."""
+
+    kind = "expfam-toy-stage"
+
+    def __init__(self, model: DiscreteVAE, x: torch.Tensor, steps: int, joint: bool, desc: str = ""):
+        self.model, self.x, self.steps, self.joint, self.desc = model, x, steps, joint, desc
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return [build_optimizer("adam", params, LR, {"fused": False})]
+
+    def steps_per_epoch(self) -> int:
+        return self.steps
+
+    def epoch_batches(self, order, shuffle, start: int):
+        return (self.x for _ in range(start, self.steps))
+
+    def training_step(self, x: torch.Tensor, step: int, index: int) -> Step:
+        loss = -self.model(x).elbo.mean()
+        return Step(loss, {"loss": loss})
+
+    def summary(self, loop) -> dict:
+        return {"status": "done", "kind": self.kind, "steps": self.steps, "joint": self.joint}
+
+    def describe(self) -> str:
+        return self.desc
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "joint": self.joint, "points": len(self.x)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state != self.state_dict():
+            raise ConfigError(f"this stage's run was trained with {state}, not {self.state_dict()}; remove "
+                              "its folder to train it again")
+
+
+class ELBOCurve(Callback):
+    """The ELBO before every update (a host read per step: for small full-batch problems)."""
+
+    name = "elbo_curve"
+
+    def __init__(self):
+        self.curve: list[float] = []
+
+    def on_step(self, loop, figures) -> None:
+        self.curve.append(-figures[0].item())
+
+    def state_dict(self) -> dict:
+        return {"curve": self.curve}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.curve = list(state.get("curve", []))
+
+
 def train_stage(model: DiscreteVAE, x: torch.Tensor, steps: int, joint: bool, desc: str,
-                progress: bool) -> list[float]:
-    """Full-batch Adam on -ELBO; the decoder frozen unless `joint`. Returns the ELBO curve."""
+                progress: bool, run: Path | None = None, checkpoint_minutes: float = 10.0) -> list[float]:
+    """Full-batch Adam on -ELBO; the decoder frozen unless `joint`. Returns the ELBO curve. run: a
+    folder for the checkpoints, written at the end and every checkpoint_minutes (a finished or
+    interrupted stage there is resumed)."""
     for p in model.decoder.parameters():
         p.requires_grad_(joint)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=LR)
-    curve = []
-    for _ in tqdm(range(steps), desc=desc, disable=not progress, unit="step", leave=False):
-        loss = -model(x).elbo.mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        curve.append(-loss.item())
-    for p in model.decoder.parameters():
-        p.requires_grad_(True)
-    return curve
+    curve = ELBOCurve()
+    try:
+        options = FitOptions(epochs=1, seed=SEED, progress=progress, checkpoint_minutes=checkpoint_minutes)
+        fit(StagePlan(model, x, steps, joint, desc), run, options, [curve], resume=run is not None)
+    finally:
+        for p in model.decoder.parameters():
+            p.requires_grad_(True)
+    return curve.curve
 
 
 PALETTE = ((0.84, 0.15, 0.16), (0.12, 0.47, 0.71), (0.17, 0.63, 0.17), (1.0, 0.5, 0.05))
@@ -201,12 +257,14 @@ def run(scale: str, out: Path, progress: bool = True) -> dict:
         true_posterior = model.exact_posterior(x).T  # the decoder is still the ground truth
         stages = {"initial": measure(model, x)}
         curves = {"encoder_only": train_stage(model, x, sizes["encoder_steps"], False,
-                                              f"{encoder}: encoder only", progress)}
+                                              f"{encoder}: encoder only", progress,
+                                              out / "stage-runs" / f"{encoder}-encoder-only")}
         stages["encoder_only"] = measure(model, x)
         with torch.no_grad():
             q_stage1 = model.encoder(x).probs
         centres_stage1 = centres_of(model)
-        curves["joint"] = train_stage(model, x, sizes["joint_steps"], True, f"{encoder}: joint", progress)
+        curves["joint"] = train_stage(model, x, sizes["joint_steps"], True, f"{encoder}: joint", progress,
+                                      out / "stage-runs" / f"{encoder}-joint")
         stages["joint"] = measure(model, x)
         with torch.no_grad():
             q_joint = model.encoder(x).probs

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..data import load_dataset
 from ..device import seeded
+from ..engine import FitOptions, MetricsFile, Plan, Step, fit
+from ..engine.optimizers import build_optimizer
 from ..rundir import load_tensors, save_tensors
 
 ARCHITECTURE = "conv16-conv32-fc128-v1"
@@ -54,27 +56,67 @@ def accuracy(net: FeatureClassifier, x: Tensor, labels: Tensor, batch_size: int 
     return correct / len(x)
 
 
+class ClassifierPlan(Plan):
+    """The feature classifier on the one loop (rdvae.engine): Adam on the cross-entropy over the
+    training split, in shuffled batches. The shuffle generator starts from the torch RNG's state after
+    the network's initialisation (so that the batches are those torch.randperm would draw)."""
+
+    kind = "classifier"
+    shown = ("loss", "accuracy")
+
+    def __init__(self, train_x: Tensor, train_labels: Tensor, batch_size: int = 128, lr: float = 1e-3):
+        self.x, self.labels = train_x, train_labels.long()
+        self.size, self.lr = batch_size, lr
+        self.model = FeatureClassifier(train_x.shape[1:], int(train_labels.max()) + 1)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return [build_optimizer("adam", self.model.parameters(), self.lr, {"fused": False})]
+
+    def shuffle_state(self, seed: int) -> Tensor:
+        return torch.get_rng_state()
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.x) / self.size)
+
+    def epoch_batches(self, order: torch.Generator, shuffle: torch.Generator, start: int):
+        permutation = torch.randperm(len(self.x), generator=order)
+        for b in range(start, self.steps_per_epoch()):
+            index = permutation[b * self.size:(b + 1) * self.size]
+            yield self.x[index], self.labels[index]
+
+    def batch_size(self, batch) -> int:
+        return len(batch[0])
+
+    def training_step(self, batch, step: int, index: int) -> Step:
+        x, labels = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, labels)
+        return Step(loss, {"loss": loss, "accuracy": (logits.argmax(1) == labels).float().mean()})
+
+    def validate(self, loop, train_means: dict[str, float]) -> dict:
+        return {f"train_{name}": value for name, value in train_means.items()}
+
+    def summary(self, loop) -> dict:
+        return {"status": "done", "kind": self.kind, "epochs_trained": loop.counters["epoch"],
+                "architecture": ARCHITECTURE, "examples": len(self.x)}
+
+    def describe(self) -> str:
+        return "FID feature classifier"
+
+
 def train_classifier(train_x: Tensor, train_labels: Tensor, epochs: int = 2, batch_size: int = 128,
-                     lr: float = 1e-3, seed: int = 0, progress: bool = True) -> FeatureClassifier:
-    """Adam on the cross-entropy over the training split, `epochs` passes in shuffled batches."""
-    classes = int(train_labels.max()) + 1
+                     lr: float = 1e-3, seed: int = 0, progress: bool = True,
+                     run: str | Path | None = None, checkpoint_minutes: float = 10.0) -> FeatureClassifier:
+    """Adam on the cross-entropy over the training split, `epochs` passes in shuffled batches, on the
+    one loop. run: a folder for its checkpoints (every epoch and every checkpoint_minutes), from which
+    an interrupted training resumes exactly (None: nothing written). The caller's RNG state is left
+    as it was."""
     with seeded(seed):
-        net = FeatureClassifier(train_x.shape[1:], classes)
-        optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-        steps = math.ceil(len(train_x) / batch_size)
-        net.train()
-        with tqdm(total=epochs * steps, disable=not progress, desc="FID feature classifier",
-                  unit="step") as bar:
-            for _ in range(epochs):
-                order = torch.randperm(len(train_x))
-                for b in range(steps):
-                    idx = order[b * batch_size:(b + 1) * batch_size]
-                    loss = F.cross_entropy(net(train_x[idx]), train_labels[idx].long())
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    bar.update(1)
-    return net.eval()
+        plan = ClassifierPlan(train_x, train_labels, batch_size, lr)
+        options = FitOptions(epochs=epochs, seed=seed, device=train_x.device, progress=progress,
+                             checkpoint_minutes=checkpoint_minutes)
+        fit(plan, run, options, [MetricsFile()], resume=run is not None)
+    return plan.model.eval()
 
 
 def default_cache_folder() -> Path:
@@ -98,13 +140,16 @@ def feature_classifier(dataset: str, cache_folder: str | Path | None = None, epo
         raise ValueError(f"the FID classifier needs labelled images; {dataset} has none. Use the grey-level "
                          "dataset the model was trained on (e.g. mnist for binarized MNIST) or pass your "
                          "own feature network")
-    if not path.exists():
-        net = train_classifier(ds.train, ds.labels["train"], epochs=epochs, seed=seed, progress=progress)
+    if not path.exists():   # trained in a run folder beside it, from which a killed training resumes
+        run = path.with_suffix(".run")
+        net = train_classifier(ds.train, ds.labels["train"], epochs=epochs, seed=seed, progress=progress,
+                               run=run)
         meta = {"dataset": dataset, "data_options": options, "architecture": ARCHITECTURE, "epochs": epochs,
                 "seed": seed, "feature_dim": FEATURES,
                 "test_accuracy": accuracy(net, ds.test, ds.labels["test"])}
         folder.mkdir(parents=True, exist_ok=True)
         save_tensors(path, dict(net.state_dict()), meta)
+        shutil.rmtree(run, ignore_errors=True)
     # always the network as read from the file: features are then the same to the last bit whether the
     # classifier was trained in this call or an earlier one (a freshly trained module's tensors can take
     # other kernels), which resumed runs rely on

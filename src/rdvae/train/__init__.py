@@ -1,6 +1,6 @@
 """Training: configuration, the loop, checkpoints, schedules, and reloading runs."""
 
-from .checkpoint import load_weights, save_weights
+from ..engine.checkpoint import load_weights, save_weights
 from .config import ConfigError, TrainConfig
 from .loop import TrainingDiverged, build_for_config, final_evaluation, train
 from .restore import TrainedRun, load_run

@@ -6,33 +6,33 @@ section 4, after Brock et al. 2019).
 
 The loss is the non-saturating one of the PyTorch DCGAN tutorial: the discriminator minimises
 BCE(D(x), 1) + BCE(D(G(z)), 0) (real and fake in separate batches), then the generator minimises
-BCE(D(G(z)), 1), both with Adam (lr 2e-4, betas (0.5, 0.999)). One Adam holds both networks (two
-parameter groups); each update steps only the network whose gradients it computed, so this is the
-tutorial's two optimisers, saved and restored as one.
+BCE(D(G(z)), 1), each with its own Adam (lr 2e-4, betas (0.5, 0.999)): the tutorial's two optimisers.
 
-The run directory is the VAE runs' (rundir): config.json (a GANConfig, "kind": "gan"), metrics.jsonl
+It is a plan (GANPlan) on the one loop (rdvae.engine): two optimizers, the FID after every epoch as
+its validation, and the collapse rule as a callback (ModelSelection, monitor "fid", mode "min"). The
+run directory is the VAE runs' (rundir): config.json (a GANConfig, "kind": "gan"), metrics.jsonl
 (one line per epoch: losses, D(x), D(G(z)), FID), summary.json, model.safetensors (generator and
 discriminator of the selected epoch) and trainer_state.safetensors, written atomically after every
-epoch; `train_gan(..., resume=True)` continues an interrupted run from its last finished epoch.
+epoch and every checkpoint_minutes; `train_gan(..., resume=True)` continues an interrupted run
+exactly where it stopped.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..components.dcgan import GAN, NDF, NGF, dcgan
 from ..data import load_dataset
 from ..device import SEED_MAX, check_device, resolve_device, seeded
+from ..engine import FitOptions, Loop, MetricsFile, ModelSelection, Plan, SkipLimits, Step, TrainingDiverged
+from ..engine.optimizers import build_optimizer
 from ..errors import ConfigError
-from ..rundir import METRICS, TRAINER_STATE, WEIGHTS, RunDir, load_tensors, save_tensors
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..rundir import METRICS, TRAINER_STATE, WEIGHTS, RunDir, load_tensors
 
 KIND = "gan"
 MAX_CONSECUTIVE_SKIPS = 100
@@ -59,6 +59,7 @@ class GANConfig:
     collapse_tolerance: float = 0.05   # an FID more than this fraction above the previous epoch's stops
     classifier_epochs: int = 2      # of the FID feature classifier (rdvae.fid.feature_classifier)
     inception: str | None = None    # a TorchScript feature network for the FID instead (rdvae.fid.inception)
+    checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often (0: every step)
     kind: str = KIND
 
     def validated(self) -> GANConfig:
@@ -74,7 +75,7 @@ class GANConfig:
         if self.seed > SEED_MAX:
             raise ConfigError(f"seed must be at most {SEED_MAX}, got {self.seed}")
         for name, low, high in (("lr", 0, math.inf), ("adam_beta1", 0, 1), ("adam_beta2", 0, 1),
-                                ("collapse_tolerance", 0, math.inf)):
+                                ("collapse_tolerance", 0, math.inf), ("checkpoint_minutes", 0, math.inf)):
             value = getattr(self, name)
             ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
             if not ok or not (low <= value < high) or (name == "lr" and value <= 0):
@@ -163,149 +164,102 @@ def generate(generator, n: int, seed: int, batch_size: int = 500) -> torch.Tenso
         generator.train(was)
 
 
-class GANTrainer:
-    def __init__(self, config: GANConfig, run: RunDir, progress: bool = True):
+class GANPlan(Plan):
+    """A DCGAN on the one loop: index 0 updates the discriminator on real and generated batches,
+    index 1 the generator through the updated discriminator; after every epoch the FID of generated
+    samples against the held-out split."""
+
+    kind = KIND
+    shown = ("loss_discriminator", "loss_generator")
+
+    def __init__(self, config: GANConfig, progress: bool = True):
         from ..fid import image_statistics
 
-        self.config, self.run, self.progress = config, run, progress
+        self.config, self.progress = config, progress
         self.device = resolve_device(config.device)
         ds = load_dataset(config.dataset, **config.data)
         if ds.binary or len(ds.event_shape) != 3:
             raise ConfigError(f"a DCGAN needs grey-level or colour images; {ds.describe()}")
         self.dataset = ds
-        self.gan = build_gan(config, ds.event_shape).to(self.device)
-        g, d = self.gan.generator, self.gan.discriminator
-        self.optimizer = torch.optim.Adam([{"params": list(g.parameters()), "name": "generator"},
-                                           {"params": list(d.parameters()), "name": "discriminator"}],
-                                          lr=config.lr, betas=(config.adam_beta1, config.adam_beta2))
+        self.model = self.gan = build_gan(config, ds.event_shape).to(self.device)
         self.train_x = ds.train.to(self.device)
         self.features, self.classifier = fid_features(config, progress)
         self.reference = image_statistics(self.features, ds.split(config.fid_split))
-        self.shuffle = torch.Generator().manual_seed(config.seed + 1)
-        self.steps_per_epoch = math.ceil(len(self.train_x) / config.batch_size)
-        self.counters = {"epoch": 0, "step": 0, "skipped": 0, "consecutive_skips": 0, "train_seconds": 0.0,
-                         "fid": [], "selected_epoch": None, "stop_reason": None}
+        self._generated = None   # the step's generated batch, shared by its two updates
 
-    # -- checkpoints ---------------------------------------------------------------------------
-    def checkpoint(self) -> None:
-        rng = {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        save_checkpoint(self.run, self.gan, self.optimizer, self.counters, rng)
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        config = self.config
+        options = {"betas": [config.adam_beta1, config.adam_beta2], "fused": False}
+        return [build_optimizer("adam", self.gan.discriminator.parameters(), config.lr, options),
+                build_optimizer("adam", self.gan.generator.parameters(), config.lr, options)]
 
-    def restore(self) -> None:
-        self.counters, rng = load_checkpoint(self.run, self.gan, self.optimizer, self.device)
-        torch.set_rng_state(rng["torch"])
-        self.shuffle.set_state(rng["shuffle"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        epoch = self.counters["epoch"]
-        self.run.keep_metrics(m for m in self.run.read_metrics() if m["epoch"] <= epoch)
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_x) / self.config.batch_size)
 
-    # -- one update ----------------------------------------------------------------------------
-    def step(self, real: torch.Tensor) -> torch.Tensor | None:
-        """One discriminator and one generator update; [loss_D, loss_G, D(x), D(G(z))] or None when
-        a loss was not finite (that update is skipped)."""
-        g, d, optimizer = self.gan.generator, self.gan.discriminator, self.optimizer
-        z = torch.randn(len(real), g.latent_dim, device=self.device)
-        fake = g(z)
-        real_logits, fake_logits = d(real), d(fake.detach())
-        loss_d = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss_d):
-            return None
-        loss_d.backward()
-        optimizer.step()                       # only the discriminator has gradients
-        d.requires_grad_(False)
+    def epoch_batches(self, order: torch.Generator, shuffle: torch.Generator, start: int):
+        size = self.config.batch_size
+        permutation = torch.randperm(len(self.train_x), generator=order).to(self.device)
+        for b in range(start, self.steps_per_epoch()):
+            yield self.train_x[permutation[b * size:(b + 1) * size]]
+
+    def training_step(self, real: torch.Tensor, step: int, index: int) -> Step:
+        g, d = self.gan.generator, self.gan.discriminator
+        if index == 0:   # the discriminator: BCE(D(x), 1) + BCE(D(G(z)), 0)
+            z = torch.randn(len(real), g.latent_dim, device=self.device)
+            self._generated = fake = g(z)
+            real_logits, fake_logits = d(real), d(fake.detach())
+            loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                    + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            return Step(loss, {"loss_discriminator": loss, "d_real": torch.sigmoid(real_logits).mean()})
+        d.requires_grad_(False)   # the generator's loss reaches no discriminator weight
         try:
-            logits = d(fake)
-            loss_g = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss_g):
-                return None
-            loss_g.backward()
-            optimizer.step()                   # only the generator has gradients
+            logits = d(self._generated)
         finally:
             d.requires_grad_(True)
-        return torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(real_logits).mean().detach(),
-                            torch.sigmoid(logits).mean().detach()])
+            self._generated = None
+        loss = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        return Step(loss, {"loss_generator": loss, "d_fake": torch.sigmoid(logits).mean()})
 
-    def run_epoch(self, bar, started: float) -> None:
+    def validate(self, loop, train_means: dict[str, float]) -> dict:
         from ..fid import frechet_distance_of_images
 
-        config, counters = self.config, self.counters
-        self.gan.train()
-        order = torch.randperm(len(self.train_x), generator=self.shuffle).to(self.device)
-        sums, seen = torch.zeros(4, dtype=torch.float64, device=self.device), 0
-        for b in range(self.steps_per_epoch):
-            real = self.train_x[order[b * config.batch_size:(b + 1) * config.batch_size]]
-            figures = self.step(real)
-            counters["step"] += 1
-            bar.update(1)
-            if figures is None:
-                counters["skipped"] += 1
-                counters["consecutive_skips"] += 1
-                if counters["consecutive_skips"] > MAX_CONSECUTIVE_SKIPS:
-                    raise GANDiverged(f"{counters['consecutive_skips']} consecutive non-finite GAN losses at "
-                                      f"step {counters['step']}; the last good checkpoint in {self.run.path} "
-                                      "is kept. Lower the learning rate")
-                continue
-            counters["consecutive_skips"] = 0
-            sums += figures.double() * len(real)
-            seen += len(real)
-            if b % 10 == 0:
-                loss_d, loss_g, d_real, d_fake = (sums / max(seen, 1)).tolist()
-                bar.set_postfix(loss_D=f"{loss_d:.3f}", loss_G=f"{loss_g:.3f}", refresh=False)
-        epoch = counters["epoch"] + 1
-        samples = generate(self.gan.generator, config.fid_samples, seed=config.seed + 10_000 + epoch)
+        config, counters = self.config, loop.counters
+        samples = generate(self.gan.generator, config.fid_samples,
+                           seed=config.seed + 10_000 + counters["epoch"])
         fid = frechet_distance_of_images(self.features, samples, self.reference)
-        loss_d, loss_g, d_real, d_fake = (sums / max(seen, 1)).tolist()
-        previous = counters["fid"][-1] if counters["fid"] else None
-        collapsed = previous is not None and fid > (1 + config.collapse_tolerance) * previous
-        counters.update(epoch=epoch, train_seconds=time.monotonic() - started, fid=[*counters["fid"], fid])
-        self.run.append_metrics({"epoch": epoch, "step": counters["step"], "loss_discriminator": loss_d,
-                                 "loss_generator": loss_g, "d_real": d_real, "d_fake": d_fake, "fid": fid,
-                                 "fid_samples": config.fid_samples, "fid_split": config.fid_split,
-                                 "skipped": counters["skipped"], "train_seconds": counters["train_seconds"],
-                                 "kept": not collapsed})
-        if collapsed:   # this epoch's weights are not saved: the files keep the previous epoch's
-            counters.update(selected_epoch=epoch - 1, stop_reason="fid rose")
-            self.save_counters_only()
-        else:
-            counters["selected_epoch"] = epoch
-            if epoch >= config.epochs:
-                counters["stop_reason"] = "cap"
-            self.checkpoint()
+        return {**{name: train_means.get(name, 0.0)
+                   for name in ("loss_discriminator", "loss_generator", "d_real", "d_fake")},
+                "fid": fid, "fid_samples": config.fid_samples, "fid_split": config.fid_split,
+                "skipped": counters["skipped"], "train_seconds": counters["train_seconds"]}
 
-    def save_counters_only(self) -> None:
-        """Record the stop in the checkpoint's counters without replacing its weights."""
-        tensors, meta = load_tensors(self.run / TRAINER_STATE)
-        meta["counters"] = self.counters
-        save_tensors(self.run / TRAINER_STATE, tensors, meta)
+    def summary(self, loop) -> dict:
+        config, counters = self.config, loop.counters
+        selection = next(c for c in loop.callbacks if isinstance(c, ModelSelection))
+        fids, selected = selection.values, selection.selected_epoch
+        return {"status": "done", "kind": KIND, "dataset": config.dataset, "epochs": config.epochs,
+                "epochs_trained": counters["epoch"], "selected_epoch": selected,
+                "stop_reason": loop.stop_reason or "cap", "fid": fids[selected - 1],
+                "fid_by_epoch": fids, "fid_samples": config.fid_samples, "fid_split": config.fid_split,
+                "fid_classifier": self.classifier, "skipped_updates": counters["skipped"],
+                "train_seconds": counters["train_seconds"], "params": self.gan.num_parameters(),
+                "seed": config.seed, "latent_dim": config.latent_dim}
 
-    def fit(self) -> dict:
-        config, counters = self.config, self.counters
-        total = self.steps_per_epoch * config.epochs
-        started = time.monotonic() - counters["train_seconds"]
-        with tqdm(total=total, initial=counters["step"], disable=not self.progress, unit="step",
-                  dynamic_ncols=True, desc=f"DCGAN {config.dataset}") as bar:
-            while counters["stop_reason"] is None and counters["epoch"] < config.epochs:
-                self.run_epoch(bar, started)
-        fids = counters["fid"]
-        selected = counters["selected_epoch"]
-        summary = {"status": "done", "kind": KIND, "dataset": config.dataset, "epochs": config.epochs,
-                   "epochs_trained": counters["epoch"], "selected_epoch": selected,
-                   "stop_reason": counters["stop_reason"] or "cap", "fid": fids[selected - 1],
-                   "fid_by_epoch": fids, "fid_samples": config.fid_samples, "fid_split": config.fid_split,
-                   "fid_classifier": self.classifier, "skipped_updates": counters["skipped"],
-                   "train_seconds": counters["train_seconds"], "params": self.gan.num_parameters(),
-                   "seed": config.seed, "latent_dim": config.latent_dim}
-        return self.run.update_summary(**summary)
+    def describe(self) -> str:
+        return f"DCGAN {self.config.dataset}"
 
 
-class GANDiverged(RuntimeError):
-    """The GAN's losses kept being non-finite."""
+GANDiverged = TrainingDiverged   # the GAN's losses kept being non-finite
+
+
+def gan_loop(config: GANConfig, run: RunDir, progress: bool = True) -> Loop:
+    """The one loop set up for a GAN run: the plan, the divergence rule (more than
+    MAX_CONSECUTIVE_SKIPS non-finite steps in a row), the collapse rule and metrics.jsonl."""
+    plan = GANPlan(config, progress)
+    callbacks = [SkipLimits(MAX_CONSECUTIVE_SKIPS, advice="lower the learning rate"),
+                 ModelSelection("fid", "min", config.collapse_tolerance, reason="fid rose"), MetricsFile()]
+    options = FitOptions(epochs=config.epochs, seed=config.seed, device=plan.device,
+                         checkpoint_minutes=config.checkpoint_minutes, progress=progress)
+    return Loop(plan, run, options, callbacks)
 
 
 def train_gan(config: GANConfig | None, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -328,17 +282,13 @@ def train_gan(config: GANConfig | None, out: str | Path, resume: bool = False, p
     elif config is None:
         raise ConfigError(f"nothing to resume in {run.path}: it has no config.json")
     config.validated()
-    trainer = GANTrainer(config, run, progress)
+    loop = gan_loop(config, run, progress)
     run.path.mkdir(parents=True, exist_ok=True)
     if resume:
         run.remove_temporary()
     if resume and (run / TRAINER_STATE).exists():
-        trainer.restore()
+        loop.restore()
     else:
         (run / METRICS).unlink(missing_ok=True)
     run.write_config(config.to_dict())
-    try:
-        return trainer.fit()
-    except GANDiverged as err:
-        run.update_summary(status="diverged", error=str(err))
-        raise
+    return loop.fit()

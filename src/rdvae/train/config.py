@@ -5,25 +5,40 @@ Flat on purpose, so that a sweep can vary any field by name and config.json read
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from ..components.multi_rate import DEFAULT_BETA_RANGE
 from ..data import DataError
 from ..data.registry import check_dataset_options
-from ..device import PRECISIONS, SEED_MAX, check_device
+from ..device import DEVICE_PATTERN, PRECISIONS, SEED_MAX
+from ..engine.optimizers import OPTIMIZERS
 from ..errors import ConfigError, unknown_names
 from ..objectives import build_objective
 from ..plugins import fingerprints, load_plugins, record_paths, recorded_plugins
 from ..presets import check_model_options, resolve_family
 from ..registry import LOGGERS, OBJECTIVES, check_option_value
 from ..rundir import RunDir
+from ..settings import (
+    boolean,
+    check_fields,
+    check_value,
+    choice,
+    field_rows,
+    integer,
+    list_of,
+    mapping,
+    number,
+    registered,
+    settings_of,
+    string,
+)
 
 LR_SCHEDULES = ("constant", "paper", "cosine", "plateau")
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
+SPLITS = ("train", "valid", "test")
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
-OPTION_FIELDS = ("model", "objective_options", "data", "log_options")
+OPTION_FIELDS = ("model", "objective_options", "optimizer_options", "data", "log_options")
 # config fields that are objective parameters: a registered objective takes those it names
 OBJECTIVE_FIELDS = ("beta", "target_rate", "free_bits", "kl_anneal_steps", "beta_min", "beta_max")
 # recorded by the trainer, not chosen by the user: never a reason to refuse a resume
@@ -33,8 +48,9 @@ TRACKING_FIELDS = ("log", "log_options", "log_every_steps", "log_figures_every",
 
 
 def nest_model_options(settings: dict) -> dict:
-    """Flat settings (``model.X``, ``objective_options.X`` and ``data.X`` keys allowed, mappings
-    merged) -> a TrainConfig dict, as the CLI's --set and a sweep's grid write them."""
+    """Flat settings (``model.X``, ``objective_options.X``, ``optimizer_options.X``, ``data.X`` and
+    ``log_options.X`` keys allowed, mappings merged) -> a TrainConfig dict, as the CLI's --set and a
+    sweep's grid write them."""
     config: dict = {}
     nested: dict[str, dict] = {}
     for key, value in settings.items():
@@ -53,61 +69,103 @@ def nest_model_options(settings: dict) -> dict:
 
 @dataclass
 class TrainConfig:
-    dataset: str = "digits"
-    binarize: str | None = "auto"      # grey levels: None, "static", "dynamic", "threshold", or "auto"
-    #                          (dynamic when a binary likelihood meets grey levels; recorded resolved)
-    family: str = "mlp"
-    latent_dim: int | None = None      # None: the family's default
-    model: dict = field(default_factory=dict)  # component options (hidden, activation, ...)
-    beta: float = 1.0
-    target_rate: float | None = None
-    free_bits: float | None = None
-    kl_anneal_steps: int = 0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "constant"      # "paper": constant for half the epochs, then linear to 0;
-                                       # "plateau": constant until the validation objective plateaus
-                                       # (or decay_epochs before the cap), then linear to 0 over
-                                       # decay_epochs, then stop;
-    #                                    "cosine": 5% linear warm-up, then cosine decay to 0
-    normalized_gradients: bool = False
-    plateau_epochs: int = 0            # k: the validation objective has plateaued when its best over the
-                                       # last k epochs is less than plateau_nats below its best before
-                                       # them (epochs of KL annealing not counted); 0: no criterion
-    plateau_nats: float = 0.5          # the improvement over k epochs that still counts as progress
-    decay_epochs: int = 0              # lr_schedule "plateau": epochs of linear decay to 0 after it
-    seed: int = 0
-    precision: str = "fp32"
-    device: str = "auto"
-    eval_split: str = "valid"          # evaluated after every epoch (falls back to test if empty)
-    final_split: str = "test"          # evaluated at the end, into summary.json
-    eval_batch_size: int = 1000
-    iw_samples: int = 0                # IW-NLL at the end of training (0: skip)
-    skip_grad_norm: float = 1e6        # skip updates whose gradient norm exceeds this
-    max_consecutive_skips: int = 50    # then stop with an error, last good checkpoint kept
-    max_skipped_fraction: float = 0.25  # a run that skipped more of its updates ends "diverged"
-    checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often
-    analytic_rate: bool = True         # the analytic KL where torch registers one, else Monte Carlo
-    multi_rate: bool = False           # Multi-Rate VAE: log beta ~ U[log beta_min, log beta_max] per example
-    beta_min: float = DEFAULT_BETA_RANGE[0]
-    beta_max: float = DEFAULT_BETA_RANGE[1]
-    objective: str | None = None       # a registered objective; None: from the fields set (objective_name)
-    objective_options: dict = field(default_factory=dict)   # its options that are not config fields
-    data: dict = field(default_factory=dict)     # the dataset loader's options (file data: fractions, ...)
-    allow_improper_likelihood: bool = False   # train even where the decoder's support misses the data
-    dataset_sha256: str | None = None  # recorded: the data file's SHA-256, verified on eval and resume
-    plugins: list = field(default_factory=list)  # modules / .py files that register what the run uses
-    #                                              (config.json: files relative to the run folder)
-    plugin_fingerprints: dict = field(default_factory=dict)  # recorded: module name -> the plugin's
-    #                                              SHA-256 (and distribution), verified on eval and resume
-    log: list = field(default_factory=list)      # trackers besides metrics.jsonl: tensorboard, mlflow, wandb
-    #                                              or a registered logger (rdvae.register_logger)
-    log_options: dict = field(default_factory=dict)  # the trackers' options (mlflow_uri, wandb_project, ...)
-    log_every_steps: int = 10          # trackers get the training loss, R and D every this many steps
-    log_figures_every: int = 5         # ... and reconstruction and sample grids every this many epochs
-    #                                    (and after the last); 0: never
-    log_tags: dict = field(default_factory=dict)  # tags / params the trackers attach (a sweep: swept fields)
+    """Everything that rebuilds and re-runs a VAE training run. Each field is declared once (rdvae.settings):
+    its kind, default, range and help give its check in validated(), its `rdvae train` flag and its line
+    in config_field_rows()."""
+
+    dataset: str = string("digits", "a registered dataset (`rdvae list datasets`) or a path: .npy / .npz "
+                          "array, folder of images", what="a registered name or a data path", accept=bool,
+                          flag=True)
+    binarize: str | None = choice(AUTO, BINARIZE_CHOICES, "grey levels: static, dynamic (fresh draws every "
+                                  "batch), threshold, or auto (dynamic when a binary likelihood meets grey "
+                                  "levels; recorded resolved); --set binarize=null keeps them as they are",
+                                  flag=True)
+    family: str = string("mlp", "a paper code such as -+v, or a registered family (`rdvae list families`)",
+                         what="a paper code such as -+v or a registered family's name", accept=bool,
+                         flag=True)
+    latent_dim: int | None = integer(None, "latent dimensions", low=1, optional=True, flag=True,
+                                     shown_default="the family's")
+    model: dict = mapping("the family's component options (hidden, activation, ...): --set model.NAME=VALUE "
+                          "(`rdvae list families` shows them)", what="a mapping of options")
+    beta: float = number(1.0, "weight of the rate R in D + beta R", flag=True)
+    target_rate: float | None = number(None, "train with D + |sigma - R| towards this rate (nats); null: off",
+                                       optional=True, flag=True)
+    free_bits: float | None = number(None, "no pressure on rates below this many nats: "
+                                     "D + beta max(lambda, R); null: off", optional=True, flag=True)
+    kl_anneal_steps: int = integer(0, "ramp the rate's weight from 0 to 1 over this many steps", low=0,
+                                   flag=True)
+    epochs: int = integer(10, "passes over the training split", low=1, flag=True)
+    batch_size: int = integer(128, "examples per update", low=1, flag=True)
+    lr: float = number(1e-3, "the optimizer's learning rate (the schedule scales it)", low=0, low_open=True,
+                       flag=True)
+    lr_schedule: str = choice("constant", LR_SCHEDULES,
+                              "constant, paper (constant for half the epochs, then linearly to 0), cosine "
+                              "(5% warm-up, cosine decay to 0) or plateau (constant until the validation "
+                              "objective plateaus, see --plateau-epochs, then linearly to 0 over "
+                              "--decay-epochs, then stop)", flag=True)
+    optimizer: str = registered("adam", OPTIMIZERS, "a registered optimizer (its options with --set "
+                                "optimizer_options.NAME=VALUE)", flag=True)
+    optimizer_options: dict = mapping("the optimizer's options (e.g. betas, weight_decay): --set "
+                                      "optimizer_options.NAME=VALUE", what="a mapping of options")
+    normalized_gradients: bool = boolean(False, "normalize each parameter's gradient before the optimizer's "
+                                         "step (as in the paper)", flag=True)
+    plateau_epochs: int = integer(0, "k: stop improving = the best validation objective of the last k epochs "
+                                  "is less than --plateau-nats below the best before them (KL-annealing "
+                                  "epochs not counted); ends training (or starts the plateau schedule's "
+                                  "decay); 0: off", low=0, flag=True)
+    plateau_nats: float = number(0.5, "the improvement over --plateau-epochs epochs that still counts as "
+                                 "progress (nats)", low=0, flag=True)
+    decay_epochs: int = integer(0, "lr_schedule plateau: epochs of linear decay to 0 after the plateau (it "
+                                "starts this many epochs before --epochs at the latest)", low=0, flag=True)
+    seed: int = integer(0, "seed of the weights, the batches and the Monte Carlo draws", low=0, high=SEED_MAX,
+                        flag=True)
+    precision: str = choice("fp32", PRECISIONS, "fp32, bf16 or auto (bf16 where the device multiplies it "
+                            "natively)", flag=True)
+    device: str = string("auto", "auto (CUDA when present), cpu, cuda, cuda:N or mps",
+                         what="auto, cpu, cuda, cuda:N or mps",
+                         accept=lambda device: DEVICE_PATTERN.fullmatch(device) is not None, flag=True)
+    eval_split: str = choice("valid", SPLITS, "the split evaluated after every epoch (the test split where "
+                             "it is empty)")
+    final_split: str = choice("test", SPLITS, "the split evaluated at the end, into summary.json")
+    eval_batch_size: int = integer(1000, "examples per batch of the evaluations", low=1)
+    iw_samples: int = integer(0, "importance samples for the IW-NLL in the final summary (0: skip)", low=0,
+                              flag=True)
+    skip_grad_norm: float = number(1e6, "skip updates whose gradient norm exceeds this", low=0, low_open=True)
+    max_consecutive_skips: int = integer(50, "then stop with an error, the last good checkpoint kept", low=0)
+    max_skipped_fraction: float = number(0.25, "a run that skipped more of its updates ends \"diverged\"",
+                                         low=0, high=1)
+    checkpoint_minutes: float = number(10.0, "also checkpoint mid-epoch this often", low=0)
+    analytic_rate: bool = boolean(True, "the analytic KL where torch registers one, else Monte Carlo")
+    multi_rate: bool = boolean(False, "Multi-Rate VAE: one run learns every beta in [--beta-min, --beta-max] "
+                               "(a beta-conditioned family such as mr-mlp; evaluate with eval --betas)",
+                               flag=True)
+    beta_min: float = number(DEFAULT_BETA_RANGE[0], "multi-rate: lower end of the beta range", flag=True)
+    beta_max: float = number(DEFAULT_BETA_RANGE[1], "multi-rate: upper end of the beta range", flag=True)
+    objective: str | None = registered(None, OBJECTIVES, "a registered objective (`rdvae list objectives`; "
+                                       "its options with --set objective_options.NAME=VALUE)", optional=True,
+                                       flag=True, shown_default="from the fields set: multi-rate, "
+                                       "target-rate, free-bits, else beta")
+    objective_options: dict = mapping("the objective's options that are not config fields: --set "
+                                      "objective_options.NAME=VALUE", what="a mapping of options")
+    data: dict = mapping("the dataset loader's options (file data: fractions, ...): --set data.NAME=VALUE",
+                         what="a mapping of options")
+    allow_improper_likelihood: bool = boolean(False, "train even where the decoder's support misses the data")
+    dataset_sha256: str | None = string(None, "recorded: the data file's SHA-256, verified on eval and "
+                                        "resume", optional=True)
+    plugins: list = list_of("modules or .py files that register what the run uses (config.json: files "
+                            "relative to the run folder)", items="string",
+                            what="a list of modules or .py files")
+    plugin_fingerprints: dict = mapping("recorded: module name -> the plugin's SHA-256 (and distribution), "
+                                        "verified on eval and resume", what="a mapping of module names")
+    log: list = list_of("trackers besides metrics.jsonl: tensorboard, mlflow, wandb or a registered logger "
+                        "(rdvae.register_logger)", items="string", what="a list of tracker names")
+    log_options: dict = mapping("the trackers' options (mlflow_uri, wandb_project, ...)",
+                                what="a mapping of tracker options")
+    log_every_steps: int = integer(10, "trackers get the training loss, R and D every this many steps", low=1)
+    log_figures_every: int = integer(5, "trackers get reconstruction and sample grids every this many epochs "
+                                     "(and after the last); 0: never", low=0)
+    log_tags: dict = mapping("tags / params the trackers attach (a sweep: the swept fields)",
+                             what="a mapping of tag names to values")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,37 +205,18 @@ class TrainConfig:
 
     def validated(self, data_given: bool = False) -> TrainConfig:
         """Check every field; raise ConfigError naming the problem and the fix. Imports the plugins
-        first (what they register may be named below) and records them by their canonical names.
-        data_given: the caller passes a Dataset object, so the dataset name need not be registered."""
+        first (what they register may be named below) and records them by their canonical names; then
+        each field against its declaration (kind, range, choices, registered names), then what depends
+        on several fields. data_given: the caller passes a Dataset object, so the dataset name need not
+        be registered."""
         def need(ok: bool, message: str):
             if not ok:
                 raise ConfigError(message)
 
-        def integer(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        def number(value) -> bool:
-            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-        need(isinstance(self.plugins, list),
-             f"plugins must be a list of modules or .py files, got {self.plugins!r}")
+        check_value("plugins", settings_of(self)["plugins"], self.plugins)
         self.plugins = load_plugins(self.plugins)
-        need(isinstance(self.plugin_fingerprints, dict),
-             f"plugin_fingerprints must be a mapping of module names, got {self.plugin_fingerprints!r}")
+        check_fields(self)
         self.check_tracking()
-        for name in ("epochs", "batch_size", "eval_batch_size", "log_every_steps"):
-            value = getattr(self, name)
-            need(integer(value) and value >= 1, f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("iw_samples", "kl_anneal_steps", "max_consecutive_skips", "seed", "plateau_epochs",
-                     "decay_epochs", "log_figures_every"):
-            value = getattr(self, name)
-            need(integer(value) and value >= 0, f"{name} must be an integer >= 0, got {value!r}")
-        need(self.seed <= SEED_MAX, f"seed must be at most {SEED_MAX}, got {self.seed!r}")
-        need(number(self.lr) and self.lr > 0, f"lr must be a positive number, got {self.lr!r}")
-        need(self.lr_schedule in LR_SCHEDULES,
-             f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        need(number(self.plateau_nats) and self.plateau_nats >= 0,
-             f"plateau_nats must be a number >= 0, got {self.plateau_nats!r}")
         if self.lr_schedule == "plateau":
             need(self.plateau_epochs >= 1, "lr_schedule 'plateau' needs plateau_epochs >= 1 (the epochs over "
                  f"which the validation objective must stop improving), got {self.plateau_epochs!r}")
@@ -186,31 +225,7 @@ class TrainConfig:
         else:
             need(self.decay_epochs == 0, f"decay_epochs={self.decay_epochs!r} is used only by lr_schedule "
                  f"'plateau' (got {self.lr_schedule!r}); drop it or use that schedule")
-        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        check_device(self.device)
-        need(self.latent_dim is None or (integer(self.latent_dim) and self.latent_dim >= 1),
-             f"latent_dim must be a positive integer, got {self.latent_dim!r}")
-        for name in ("eval_split", "final_split"):
-            need(getattr(self, name) in ("train", "valid", "test"),
-                 f"{name} must be train, valid or test, got {getattr(self, name)!r}")
-        for name in OPTION_FIELDS:
-            need(isinstance(getattr(self, name), dict),
-                 f"{name} must be a mapping of options, got {getattr(self, name)!r}")
-        for name in ("analytic_rate", "multi_rate", "normalized_gradients", "allow_improper_likelihood"):
-            need(isinstance(getattr(self, name), bool),
-                 f"{name} must be true or false, got {getattr(self, name)!r}")
-        need(number(self.max_skipped_fraction) and 0 <= self.max_skipped_fraction <= 1,
-             f"max_skipped_fraction must be a number in [0, 1], got {self.max_skipped_fraction!r}")
-        need(number(self.checkpoint_minutes) and self.checkpoint_minutes >= 0,
-             f"checkpoint_minutes must be a number >= 0, got {self.checkpoint_minutes!r}")
-        need(number(self.skip_grad_norm) and self.skip_grad_norm > 0,
-             f"skip_grad_norm must be > 0, got {self.skip_grad_norm!r}")
-        need(isinstance(self.dataset, str) and bool(self.dataset),
-             f"dataset must be a registered name or a data path, got {self.dataset!r}")
-        need(self.objective is None or isinstance(self.objective, str),
-             f"objective must be a registered objective's name, got {self.objective!r}")
-        need(self.binarize in BINARIZE_CHOICES,
-             f"binarize must be one of {', '.join(map(str, BINARIZE_CHOICES))}, got {self.binarize!r}")
+        OPTIMIZERS.check_values(self.optimizer, self.optimizer_options)
         try:
             if not data_given:
                 self.dataset = check_dataset_options(self.dataset, self.data,
@@ -231,23 +246,16 @@ class TrainConfig:
              "with that capability (e.g. mr-mlp, mr-conv for multi-rate)")
         return self
 
-
     def check_tracking(self) -> None:
         """log: registered logger names, each once; log_options: each taken by a chosen logger, of the
         kind of its default; log_tags: a mapping. (Whether a tracker's package is installed is checked
         when training starts, so that a run logged to MLflow still evaluates without it.)"""
-        if not (isinstance(self.log, list) and all(isinstance(n, str) for n in self.log)):
-            raise ConfigError(f"log must be a list of tracker names, got {self.log!r}; registered: "
-                              f"{', '.join(LOGGERS.names())}")
+        check_fields(self, ("log", "log_options", "log_tags"))
         self.log = [LOGGERS.canonical(name) for name in self.log]
         for name in self.log:
             LOGGERS[name]   # unknown: a ConfigError listing the registered loggers
         if len(set(self.log)) != len(self.log):
             raise ConfigError(f"log names a tracker twice: {self.log!r}")
-        if not isinstance(self.log_options, dict):
-            raise ConfigError(f"log_options must be a mapping of tracker options, got {self.log_options!r}")
-        if not isinstance(self.log_tags, dict):
-            raise ConfigError(f"log_tags must be a mapping of tag names to values, got {self.log_tags!r}")
         accepted = {name: LOGGERS.options(name) for name in self.log}
         for key, value in self.log_options.items():
             takers = [name for name, options in accepted.items() if key in options or "**" in options]
@@ -258,6 +266,12 @@ class TrainConfig:
             for name in takers:
                 if key in accepted[name]:
                     check_option_value(f"logger {name!r}", key, value, accepted[name][key])
+
+
+def config_field_rows() -> list[dict]:
+    """One row per TrainConfig field for `rdvae list`: name, description (its help) and options (what it
+    accepts, its default and its `rdvae train` flag)."""
+    return field_rows(TrainConfig)
 
 
 def read_run_config(run: RunDir, data_given: bool = False,

@@ -9,9 +9,9 @@ import torch
 
 from ..data import Dataset
 from ..device import resolve_device
+from ..engine.checkpoint import load_weights
 from ..protocols import LatentVariableModel
 from ..rundir import WEIGHTS, RunDir
-from .checkpoint import load_weights
 from .config import TrainConfig, read_run_config
 from .data import dataset_for
 from .loop import build_for_config

@@ -24,7 +24,7 @@ import torch
 
 from ..registry import Registry
 
-OPTIMIZERS = Registry("optimizer", ("rdvae.train.optimizers",), leading=2)
+OPTIMIZERS = Registry("optimizer", ("rdvae.engine.optimizers",), leading=2)
 
 
 def register_optimizer(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):
