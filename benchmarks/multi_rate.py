@@ -3,8 +3,8 @@
     python benchmarks/multi_rate.py                        # mr-mlp vs mlp on binarized MNIST
     python benchmarks/multi_rate.py --family conv --steps 20
 
-Both trainers are the real `rdvae.train` Trainer (forward, objective, backward, gradient guard,
-Adam); the multi-rate one also draws a beta per example and runs every layer through its gate.
+Both trainers are the real loop (`rdvae.engine.Loop` on the VAE plan: forward, objective, backward,
+gradient guard, Adam); the multi-rate one also draws a beta per example and runs every layer through its gate.
 Steps of the two are interleaved one by one over the same minibatches (order alternating), so
 machine load hits both alike; the ratio of the median step times is printed (the Multi-Rate VAE
 paper reports at most 1.05x; our target is <= 1.2x). Uses $RDVAE_DATA's binarized MNIST when
@@ -24,9 +24,10 @@ import torch
 from stand_in import binarized_mnist_or_random
 
 from rdvae.cli.options import parse_assignment
+from rdvae.engine import Loop
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig
-from rdvae.train.loop import Trainer
+from rdvae.train.loop import vae_loop
 
 FAMILIES = {"mlp": ("mlp", "mr-mlp"), "conv": ("---", "mr-conv")}
 
@@ -36,10 +37,10 @@ def dataset():
 
 
 def trainer(ds, family: str, multi_rate: bool, batch_size: int, root: Path, model: dict | None = None
-            ) -> Trainer:
+            ) -> Loop:
     config = TrainConfig(dataset=ds.name, family=family, multi_rate=multi_rate,
                          batch_size=batch_size, device="cpu", model=model or {}).validated(data_given=True)
-    return Trainer(config, RunDir(root / family), dataset=ds, progress=False)
+    return vae_loop(config, RunDir(root / family), dataset=ds, progress=False)
 
 
 def main(argv=None) -> dict:
@@ -73,7 +74,7 @@ def main(argv=None) -> dict:
                     start = time.perf_counter()
                     t.step(x)
                     times[name].append(time.perf_counter() - start)
-        params = (plain.model.num_parameters(), gated.model.num_parameters())
+        params = (plain.plan.model.num_parameters(), gated.plan.model.num_parameters())
     plain_ms = 1e3 * statistics.median(times["plain"])
     gated_ms = 1e3 * statistics.median(times["multi-rate"])
     result = {"dataset": ds.name, "family": args.family, "batch_size": args.batch_size,

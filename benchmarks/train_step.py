@@ -1,10 +1,10 @@
-"""The training step of the real Trainer against the step it replaced, and against the matrix-multiply
-rate, all in one process.
+"""The training step of the real loop (rdvae.engine.Loop.step on the VAE plan) against the step it
+replaced, and against the matrix-multiply rate, all in one process.
 
     OMP_WAIT_POLICY=PASSIVE RDVAE_DATA=/work/shared/data python benchmarks/train_step.py
     python benchmarks/train_step.py --family mlp --batch-size 128 --rounds 10 --steps 20
 
-"rdvae" is `Trainer.step`: the update guard decided on the device (fused Adam's found_inf) and the
+"rdvae" is `Loop.step`: the update guard decided on the device (fused Adam's found_inf) and the
 decoder's BernoulliLikelihood. "plain" is the same model and optimizer with the step as it was
 before (commit b3fe3b8): torch.distributions' Independent(Bernoulli) for the decoder, and the guard
 `not torch.isfinite(loss)`, `clip_grad_norm_(params, inf)`, `math.isfinite(norm)`, `norm <= limit`
@@ -34,9 +34,11 @@ from stand_in import binarized_mnist_or_random
 from torch.distributions import Bernoulli, Independent
 from torch.utils.flop_counter import FlopCounterMode
 
+from rdvae.engine import Loop
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig
-from rdvae.train.loop import Trainer, lr_factor
+from rdvae.train.loop import vae_loop
+from rdvae.train.schedules import lr_factor
 
 
 def dataset():
@@ -49,31 +51,32 @@ def plain_decoder_forward(self, z):
     return Independent(base, len(self.event_shape), validate_args=False)
 
 
-def plain_step(trainer: Trainer, x: torch.Tensor) -> torch.Tensor | None:
-    """Trainer.step as of commit b3fe3b8 (the skip bookkeeping left out: no step is skipped here)."""
-    config, counters = trainer.config, trainer.counters
-    for group in trainer.optimizer.param_groups:
-        group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], trainer.total_steps)
-    out = trainer.objective(trainer.model, x, counters["step"])
+def plain_step(loop: Loop, x: torch.Tensor) -> torch.Tensor | None:
+    """The trainer's step as of commit b3fe3b8 (the skip bookkeeping left out: no step is skipped here)."""
+    config, counters, optimizer = loop.plan.config, loop.counters, loop.optimizers[0]
+    for group in optimizer.param_groups:
+        group["lr"] = config.lr * lr_factor(config.lr_schedule, counters["step"], loop.total_steps)
+    out = loop.plan.objective(loop.plan.model, x, counters["step"])
     loss = out.loss
-    trainer.optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     skip = not torch.isfinite(loss)
     if not skip:
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainer.params, math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(loop.params[0], math.inf)
         skip = not (math.isfinite(grad_norm) and grad_norm <= config.skip_grad_norm)
     if skip:
         return None
-    trainer.optimizer.step()
+    optimizer.step()
     return torch.stack([loss.detach(), out.rate.detach().mean(), out.distortion.detach().mean()])
 
 
-def make_trainers(ds, family: str, batch_size: int, root: Path) -> tuple[Trainer, Trainer]:
+def make_trainers(ds, family: str, batch_size: int, root: Path) -> tuple[Loop, Loop]:
     config = TrainConfig(dataset=ds.name, family=family, batch_size=batch_size,
                          device="cpu").validated(data_given=True)
-    new = Trainer(config, RunDir(root / "new"), dataset=ds, progress=False)
-    plain = Trainer(config, RunDir(root / "plain"), dataset=ds, progress=False)
-    plain.model.decoder.forward = types.MethodType(plain_decoder_forward, plain.model.decoder)
+    new = vae_loop(config, RunDir(root / "new"), dataset=ds, progress=False)
+    plain = vae_loop(config, RunDir(root / "plain"), dataset=ds, progress=False)
+    decoder = plain.plan.model.decoder
+    decoder.forward = types.MethodType(plain_decoder_forward, decoder)
     return new, plain
 
 
@@ -87,7 +90,7 @@ def matmul_rate(seconds: float, n: int = 1024) -> float:
     return 2 * n**3 * count / (time.perf_counter() - start)
 
 
-def identical_after(new: Trainer, plain: Trainer, batches) -> bool:
+def identical_after(new: Loop, plain: Loop, batches) -> bool:
     for i, x in enumerate(batches):
         torch.manual_seed(i)
         new.step(x)
@@ -95,7 +98,8 @@ def identical_after(new: Trainer, plain: Trainer, batches) -> bool:
         plain_step(plain, x)
     new.count_skips()
     return new.counters["skipped"] == 0 and all(
-        torch.equal(a, b) for a, b in zip(new.model.parameters(), plain.model.parameters(), strict=True))
+        torch.equal(a, b) for a, b in zip(new.plan.model.parameters(), plain.plan.model.parameters(),
+                                          strict=True))
 
 
 def main(argv=None) -> dict:

@@ -5,12 +5,12 @@ divergence rules. This module checks what a run folder may hold and what a resum
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from ..engine import FitOptions, Loop, SkipLimits, TrainingDiverged
+from ..engine import Callback, FitOptions, Loop, SkipLimits, TrainingDiverged
 from ..engine.checkpoint import repair_weights
 from ..presets import build_model
 from ..rundir import LOCK, METRICS, TRAINER_STATE, WEIGHTS, RunDir, foreign_files
@@ -93,7 +93,8 @@ def _check_resume(run: RunDir, config: TrainConfig | None,
 
 
 def train(config: TrainConfig | None, out: str | Path, resume: bool = False, progress: bool = True,
-          objective=None, on_step: Callable[[dict], None] | None = None, dataset=None, model=None) -> dict:
+          objective=None, on_step: Callable[[dict], None] | None = None, dataset=None, model=None,
+          callbacks: Sequence[Callback] = ()) -> dict:
     """Train the model a config describes into run directory `out`; return summary.json's dict.
 
     Objects may replace what the config names: `dataset` (an rdvae.data.Dataset whose name is the
@@ -101,6 +102,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
     MyDecoder(), StandardNormal(d)); the config's family is recorded as given, so name a family that
     builds the same model, registered in a plugin, to evaluate or resume the run from the command
     line, or pass the model again to load_run) and `objective` (an rdvae.objectives.Objective).
+    `callbacks` (rdvae.engine.Callback) run after the run's own (their state is checkpointed with it).
 
     resume=True continues the run in `out` from its last checkpoint (config None: the saved
     one); the result equals that of an uninterrupted run with the same seed on the CPU.
@@ -118,7 +120,7 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
         _refuse_foreign(run)   # before the lock file is made in it (and again under the lock)
     with run.lock("rdvae train"):
         try:
-            return _train(run, config, resume, progress, objective, on_step, dataset, model)
+            return _train(run, config, resume, progress, objective, on_step, dataset, model, callbacks)
         finally:   # under the lock, so that no other writer has taken the folder meanwhile
             if created:
                 _remove_if_unused(run.path)
@@ -147,7 +149,7 @@ def _remove_if_unused(folder: Path) -> None:
 
 
 def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool, objective, on_step,
-           dataset, model) -> dict:
+           dataset, model, callbacks: Sequence[Callback] = ()) -> dict:
     shorter = None
     if resume and run.exists:
         config, shorter = _check_resume(run, config, data_given=dataset is not None)
@@ -169,7 +171,7 @@ def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool
     else:
         _refuse_foreign(run)
     config.validated(data_given=dataset is not None)
-    loop = vae_loop(config, run, dataset, objective, progress, on_step, model)
+    loop = vae_loop(config, run, dataset, objective, progress, on_step, model, callbacks)
     if resume:
         run.remove_temporary()   # left by a write that was killed; this process is the run's one writer
     if resume and (run / TRAINER_STATE).exists():
@@ -188,24 +190,25 @@ DIVERGED_ADVICE = "lower the learning rate, enable normalized gradients, or rais
 
 
 def vae_loop(config: TrainConfig, run: RunDir, dataset=None, objective=None, progress: bool = True,
-             on_step: Callable[[dict], None] | None = None, model=None) -> Loop:
+             on_step: Callable[[dict], None] | None = None, model=None,
+             callbacks: Sequence[Callback] = ()) -> Loop:
     """The one loop (rdvae.engine.Loop) set up for a VAE run: the VAE plan and its callbacks (divergence
-    rules, the plateau rule, the effective beta of a calibrated decoder, the trackers)."""
+    rules, the plateau rule, the effective beta of a calibrated decoder, the trackers), then `callbacks`."""
     plan = VAEPlan(config, dataset, objective, model, progress)
     trackers = Trackers(run, config, plan)
     plan.diagnostics = trackers.active   # trackers also get I_q, active units and the effective beta
     plan.plateau = Plateau(config, plan.steps_per_epoch())
     # in this order: the effective beta joins the epoch's record before the trackers log it, and the
     # plateau rule reads the record from metrics.jsonl
-    callbacks = [SkipLimits(config.max_consecutive_skips, config.max_skipped_fraction, DIVERGED_ADVICE)]
+    own = [SkipLimits(config.max_consecutive_skips, config.max_skipped_fraction, DIVERGED_ADVICE)]
     if EffectiveBeta.applies(plan.model, config):
-        callbacks.append(EffectiveBeta(config, plan, tracked=trackers.active))
-    callbacks += [trackers, plan.plateau]
+        own.append(EffectiveBeta(config, plan, tracked=trackers.active))
+    own += [trackers, plan.plateau]
     options = FitOptions(epochs=config.epochs, seed=config.seed, device=plan.device,
                          precision=config.precision, skip_grad_norm=config.skip_grad_norm,
                          normalized_gradients=config.normalized_gradients,
                          checkpoint_minutes=config.checkpoint_minutes, progress=progress)
-    return Loop(plan, run, options, callbacks, on_step)
+    return Loop(plan, run, options, [*own, *callbacks], on_step)
 
 
 def check_extends(loop: Loop, shorter: TrainConfig) -> None:
