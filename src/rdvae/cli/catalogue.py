@@ -7,16 +7,18 @@ import inspect
 from .options import add_common
 
 KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", "objectives", "executors",
-         "repros")
+         "optimizers", "measures", "repros")
 
 
 def register(sub) -> None:
     p = sub.add_parser("list",
                        help="list registered families, components, datasets, objectives, executors, "
-                            "reproductions",
+                            "optimizers, measures, reproductions",
                        description="Print what exists, one line each: name, description and options with "
                                    "their defaults (options are set with --set model.NAME=VALUE, "
-                                   "data.NAME=VALUE or objective_options.NAME=VALUE).")
+                                   "data.NAME=VALUE, objective_options.NAME=VALUE or "
+                                   "optimizer_options.NAME=VALUE; a measure's with rdvae eval "
+                                   "--measure-option NAME.KEY=VALUE), and for measures the keys they store.")
     p.add_argument("kind", nargs="?", choices=KINDS, default="families",
                    help="what to list (default: families)")
     add_common(p, out=False)
@@ -39,10 +41,8 @@ def rows(kind: str) -> list[dict]:
     from .. import registry
 
     if kind == "repros":
-        from ..experiments import reproductions
-
-        return [{"name": name, "description": module.DESCRIPTION, "options": "--scale smoke|cpu|paper"}
-                for name, module in reproductions().items()]
+        return [{"name": name, "description": study.description,
+                 "options": "--scale " + "|".join(study.scales)} for name, study in registry.STUDIES.items()]
     if kind == "families":
         from ..presets import resolve_family
 
@@ -64,6 +64,18 @@ def rows(kind: str) -> list[dict]:
         return [{"name": name, "description": _summary(run),
                  "options": _options({k: v for k, v in EXECUTORS.options(name).items() if k not in CONTEXT})}
                 for name, run in EXECUTORS.items()]
+    if kind == "optimizers":
+        from ..engine.optimizers import OPTIMIZERS
+
+        return [{"name": name, "description": _summary(build), "options": _options(OPTIMIZERS.options(name))}
+                for name, build in OPTIMIZERS.items()]
+    if kind == "measures":
+        from ..evaluate.measures import MEASURES, measure_options
+
+        return [{"name": name, "description": _summary(measure), "options": _options(measure_options(name)),
+                 "keys": {key: measure.label(key) for key in measure.keys},
+                 "needs": list(measure.needs)}
+                for name, measure in MEASURES.items()]
     table = getattr(registry, kind.upper())
     return [{"name": name, "description": _summary(obj), "options": _options(table.options(name))}
             for name, obj in table.items()]
@@ -75,4 +87,8 @@ def run(args) -> dict:
     for r in found:
         print(f"  {r['name']:<{width}}  {r['description']}")
         print(f"  {'':<{width}}    options: {r['options']}")
+        if r.get("needs"):
+            print(f"  {'':<{width}}    needs: {', '.join(r['needs'])}")
+        if "keys" in r:
+            print(f"  {'':<{width}}    keys: {', '.join(r['keys'])}")
     return {args.kind: found}

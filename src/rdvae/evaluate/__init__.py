@@ -1,8 +1,11 @@
 """Measuring trained models: rate, distortion, ELBO, importance-weighted likelihood,
-mutual information with the aggregate posterior, ELBO surgery, active units."""
+mutual information with the aggregate posterior, ELBO surgery, active units; each a registered measure
+(MEASURES, register_measure), run on a model (run_measures, evaluate_model) or on a run or a sweep's runs
+with the results stored where they belong (evaluate_run, evaluate_sweep)."""
 
 from .active_units import active_units, posterior_mean_variance
 from .likelihood import iw_log_likelihood
+from .measures import MEASURES, Measure, register_measure, run_measures
 from .mutual_information import (
     MutualInformation,
     aggregate_log_density,
@@ -12,17 +15,24 @@ from .mutual_information import (
 )
 from .rate_distortion import rate_distortion
 from .report import evaluate_model, format_report
+from .run import Evaluation, SweepEvaluation, evaluate_run, evaluate_sweep
 from .surgery import ELBOSurgery, Estimate, elbo_surgery, format_surgery
 
 __all__ = [
+    "MEASURES",
     "ELBOSurgery",
     "Estimate",
+    "Evaluation",
+    "Measure",
     "MutualInformation",
+    "SweepEvaluation",
     "active_units",
     "aggregate_log_density",
     "aggregate_log_density_per_dimension",
     "elbo_surgery",
     "evaluate_model",
+    "evaluate_run",
+    "evaluate_sweep",
     "format_report",
     "format_surgery",
     "iw_log_likelihood",
@@ -30,4 +40,6 @@ __all__ = [
     "posterior_mean_variance",
     "posterior_samples",
     "rate_distortion",
+    "register_measure",
+    "run_measures",
 ]

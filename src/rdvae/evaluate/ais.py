@@ -63,6 +63,10 @@ from ..protocols import LatentVariableModel
 from .batching import mean_and_stderr, model_device
 
 LEAPFROG = 5                     # leapfrog steps per HMC transition (the default; cli/evaluate.py too)
+STEP_SIZE = 0.1                  # where the pilot's step sizes start
+TARGET_ACCEPTANCE = 0.65         # the acceptance probability the pilot tunes the step sizes to
+TUNE_FRACTION = 0.25             # the pilot's transitions, as a fraction of the steps
+JITTER = 0.2                     # each transition's step size drawn from eps (1 +- jitter)
 ADAPT_RATE = 0.2                 # log step size per unit of (acceptance - target), per pilot transition
 STEP_SIZE_RANGE = (1e-4, 2.0)
 # default chains x examples moved together: on the CPU a block whose decoder activations stay near
@@ -189,9 +193,10 @@ class _Settings:
 
 
 def anneal(model: LatentVariableModel, x: Tensor, betas: Tensor, chains: int = 16, leapfrog: int = LEAPFROG,
-           step_size: float = 0.1, target_acceptance: float = 0.65, tune_fraction: float = 0.25,
-           jitter: float = 0.2, record: Sequence[int] | None = None, initial_z: Tensor | None = None,
-           examples_per_chunk: int | None = None, seed: int = 0, progress: bool = False) -> Annealing:
+           step_size: float = STEP_SIZE, target_acceptance: float = TARGET_ACCEPTANCE,
+           tune_fraction: float = TUNE_FRACTION, jitter: float = JITTER, record: Sequence[int] | None = None,
+           initial_z: Tensor | None = None, examples_per_chunk: int | None = None, seed: int = 0,
+           progress: bool = False) -> Annealing:
     """AIS along `betas` (increasing from 0 forwards; decreasing to 0 for the reverse chains of BDMC,
     which start from `initial_z` [C, B, d], exact draws of p_{betas[0]}(z|x)) for every example of x.
 

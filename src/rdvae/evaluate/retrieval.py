@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .batching import chunks, model_device
+
 
 def hamming_distances(queries: Tensor, database: Tensor) -> Tensor:
     """Bits differing between every query [M, b] and database code [N, b] (both in {0, 1}): [M, N]."""
@@ -34,3 +36,11 @@ def precision_at_k(query_codes: Tensor, query_labels: Tensor, database_codes: Te
         same = database_labels[nearest] == query_labels[start:start + chunk, None]
         hits += same.double().mean(1).sum().item()
     return hits / len(query_codes)
+
+
+@torch.inference_mode()
+def binary_codes(encoder, x: Tensor, threshold: float = 0.5, batch_size: int = 1000) -> Tensor:
+    """Each example's code: the bits 1[E[z|x] > threshold] of its posterior mean, [N, d] in {0, 1} on the
+    CPU (threshold 0.5: the most probable bits of Bernoulli latents; 0: the signs of Gaussian ones)."""
+    device = model_device(encoder)
+    return torch.cat([(encoder(xb).mean > threshold).float().cpu() for xb in chunks(x, batch_size, device)])

@@ -45,8 +45,41 @@ from .mutual_information import (
     posterior_samples,
 )
 
-TERMS = ("avg_kl", "index_code_mi", "marginal_kl", "total_correlation", "dimension_kl",
-         "marginal_dependence")
+TERMS = {   # the terms of the decomposition (nats): a name, and what it is
+    "avg_kl": ("average KL", "KL(e(z|x_n) || m(z)) averaged over n, the rate"),
+    "index_code_mi": ("index-code MI", "I_q(n; z)"),
+    "marginal_kl": ("marginal KL", "KL(q(z) || m(z))"),
+    "total_correlation": ("total correlation", "KL(q(z) || prod_j q(z_j))"),
+    "dimension_kl": ("dimension-wise KL", "sum_j KL(q(z_j) || m_j(z_j))"),
+    "marginal_dependence": ("marginal dependence", "E[log prod_j m_j(z_j) - log m(z)]"),
+}
+FIGURES = {   # the other figures of ELBOSurgery.as_dict
+    "mi_limit": "log N, the most I_q(n; z) can be",
+    "mi_within_limit": "whether I_q(n; z) <= log N holds",
+    "identity_residual": "average KL - (index-code MI + marginal KL), 0 up to Monte Carlo error",
+    "examples": "examples q(z) is summed over",
+    "points": "draws of z in the outer expectation",
+    "dimension_points": "draws used for the total correlation / dimension-wise split",
+    "avg_kl_method": "how the average KL was computed (analytic or monte carlo)",
+    "dimension_note": "why the split is missing, where it is",
+}
+NATS = ("mi_limit", "identity_residual")
+
+
+def surgery_keys(prefix: str = "surgery_") -> dict[str, str]:
+    """The keys of ELBOSurgery.as_dict(prefix), each with a short description."""
+    keys = {}
+    for name, (label, what) in TERMS.items():
+        keys[prefix + name] = f"{label} {what}"
+        keys[prefix + name + "_se"] = f"standard error of the {label}"
+    keys.update({prefix + name: description for name, description in FIGURES.items()})
+    return keys
+
+
+def surgery_units(prefix: str = "surgery_") -> dict[str, str]:
+    """The units of the keys of ELBOSurgery.as_dict(prefix) that have them (nats)."""
+    named = [*TERMS, *(name + "_se" for name in TERMS), *NATS]
+    return {prefix + name: "nats" for name in named}
 
 
 @dataclass
@@ -87,6 +120,18 @@ class ELBOSurgery:
     def identity_residual(self) -> float:
         """average KL - (MI + marginal KL): 0 up to Monte Carlo error."""
         return self.avg_kl.value - self.index_code_mi.value - self.marginal_kl.value
+
+    @classmethod
+    def from_dict(cls, values: dict, prefix: str = "surgery_") -> ELBOSurgery:
+        """The decomposition that as_dict(prefix) wrote (e.g. read back from summary.json)."""
+        def estimate(name: str) -> Estimate | None:
+            value, stderr = values.get(prefix + name), values.get(prefix + name + "_se")
+            return None if value is None else Estimate(value, math.nan if stderr is None else stderr)
+
+        return cls(**{name: estimate(name) for name in TERMS}, examples=values[prefix + "examples"],
+                   points=values[prefix + "points"], dimension_points=values[prefix + "dimension_points"],
+                   avg_kl_method=values[prefix + "avg_kl_method"],
+                   dimension_note=values.get(prefix + "dimension_note") or "")
 
     def as_dict(self, prefix: str = "surgery_") -> dict:
         out = {}

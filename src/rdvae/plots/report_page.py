@@ -1,11 +1,15 @@
 """`rdvae report`: one self-contained HTML page of a sweep (or of one run) that works with the network
 off: plotly with its JavaScript inlined, the run images as data URIs.
 
-    the rate-distortion plane    hover: run, beta, R, D, ELBO, I_q; click (or box-select) a run: its
-                                 reconstructions and samples beside the plane
+    the rate-distortion plane    hover: run, beta and the headline figures of every measure measured
+                                 (R, D, ELBO, I_q, IW-NLL, AIS NLL, a plugin's, ...); click (or
+                                 box-select) a run: its reconstructions and samples beside the plane
     -ELBO vs R                   the same runs, the same click
     ELBO surgery                 stacked bars of I_q(n; z) and KL(q(z) || m(z)), when measured
-    results                      the table, sortable by any column (plotly's own menu)
+    results                      the table, sortable by any column (plotly's own menu): the headline
+                                 keys of the registered measures (rdvae.evaluate.measures) that the runs
+                                 hold, headed by their descriptions and units, and columns no registered
+                                 measure declares (a plugin's not imported now) under their own names
 
 The page's data (rows and images) is also embedded as JSON in <script id="rdvae-data">, so that a
 reader (or a test) finds every plotted point without running the page.
@@ -26,9 +30,8 @@ from ..sweep import ResultsTable, load_spec
 from .style import family_style
 from .sweep_figures import PlotError, finished_rows, pick_inputs, run_label, select_runs
 
-TABLE_FIGURES = ("rate", "distortion", "elbo", "iw_nll", "mutual_info", "active_units", "epochs", "seed")
-HEADERS = {"rate": "R", "distortion": "D", "elbo": "ELBO", "iw_nll": "IW-NLL", "mutual_info": "I_q",
-           "active_units": "active units", "run_dir": "run"}
+TABLE_RUN_KEYS = ("epochs", "seed")   # of a run's metadata (rdvae.sweep.results.RUN_KEYS), shown in the table
+NOT_SHOWN = ("run_dir", "status", "error", "subset")   # a row's bookkeeping
 IMAGE_RUNS = 24        # runs whose reconstructions and samples the page carries (frontier first)
 DATA_ID = "rdvae-data"
 PLOTLY_SYMBOLS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down",
@@ -118,12 +121,26 @@ def run_images(run_dir: Path, label: str, examples: int = 8) -> dict:
             "samples": _png(samples_grid(models, "Samples z ~ m(z)", n=examples))}
 
 
-HOVER = ("<b>%{customdata[1]}</b><br>beta %{customdata[2]}<br>R %{customdata[3]} nats<br>"
-         "D %{customdata[4]} nats<br>ELBO %{customdata[5]} nats<br>I_q %{customdata[6]} nats<extra></extra>")
+def shown_keys(runs: list[dict], swept: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """The measured keys the page shows (rdvae.evaluate.measures.shown_keys): the registered measures'
+    headline keys that the runs hold, then numeric columns that no registered measure declares and that are
+    not the runs' metadata, swept fields or bookkeeping."""
+    from ..evaluate.measures import shown_keys as measured
+    from ..sweep.results import RUN_KEYS
+
+    return measured(runs, exclude=(*RUN_KEYS, *swept, *NOT_SHOWN, "index", "neg_elbo"))
 
 
-def _scatter_figure(go, runs: list[dict], y_key: str, title: str, y_title: str):
-    """One trace per family; customdata [index, run, beta, R, D, ELBO, I_q] feeds hover and click."""
+def _header(key: str) -> str:
+    from ..evaluate.measures import key_label
+
+    return "run" if key == "run_dir" else key_label(key)
+
+
+def _scatter_figure(go, runs: list[dict], y_key: str, title: str, y_title: str, hover: Sequence[str]):
+    """One trace per family; customdata [index, run, beta, *the hover keys' values] feeds hover and click."""
+    template = "<b>%{customdata[1]}</b><br>beta %{customdata[2]}" + "".join(
+        f"<br>{html.escape(_header(key))} %{{customdata[{3 + i}]}}" for i, key in enumerate(hover))
     figure = go.Figure()
     for family in dict.fromkeys(r["family"] for r in runs):
         mine = [r for r in runs if r["family"] == family]
@@ -132,10 +149,9 @@ def _scatter_figure(go, runs: list[dict], y_key: str, title: str, y_title: str):
             x=[r["rate"] for r in mine], y=[r[y_key] for r in mine], mode="markers", name=str(family),
             marker={"size": 11, "symbol": PLOTLY_SYMBOLS.get(style.marker, "circle"),
                     "line": {"width": 1, "color": "#333"}},
-            customdata=[[r["index"], r["run_dir"], _text(r.get("beta"), 3), _text(r["rate"]),
-                         _text(r["distortion"]), _text(r["elbo"]), _text(r.get("mutual_info"))]
+            customdata=[[r["index"], r["run_dir"], _text(r.get("beta"), 3), *(_text(r.get(k)) for k in hover)]
                         for r in mine],
-            hovertemplate=HOVER))
+            hovertemplate=template + "<extra></extra>"))
     figure.update_layout(title=title, xaxis_title="rate R (nats)", yaxis_title=y_title, height=460,
                          template="plotly_white", clickmode="event+select", dragmode="select",
                          legend_title_text="family", margin={"l": 60, "r": 20, "t": 50, "b": 50})
@@ -170,9 +186,9 @@ def _table_figure(go, runs: list[dict], columns: Sequence[str]):
         return sorted(have, key=key, reverse=descending) + rest
 
     figure = go.Figure(go.Table(
-        header={"values": [HEADERS.get(c, c) for c in columns], "fill_color": "#eeeeee", "align": "left"},
+        header={"values": [_header(c) for c in columns], "fill_color": "#eeeeee", "align": "left"},
         cells={"values": column_values(range(len(runs))), "align": "left"}))
-    buttons = [{"label": f"{HEADERS.get(c, c)} {'↓' if down else '↑'}", "method": "restyle",
+    buttons = [{"label": f"{_header(c)} {'↓' if down else '↑'}", "method": "restyle",
                 "args": [{"cells.values": [column_values(order_by(c, down))]}]}
                for c in columns for down in (False, True)]
     figure.update_layout(title="Results (sort with the menu)", height=120 + 28 * len(runs),
@@ -199,23 +215,26 @@ def report_page(source: str | Path, out: str | Path, image_runs: int = IMAGE_RUN
         runs.append(run)
     for run in runs:
         run["neg_elbo"] = -run["elbo"]
+    headline, other = shown_keys(runs, swept)
     figures = [("rd-plane", _scatter_figure(go, runs, "distortion", "Rate-distortion plane",
-                                            "distortion D (nats)")),
-               ("elbo-rate", _scatter_figure(go, runs, "neg_elbo", "-ELBO vs rate", "-ELBO = R + D (nats)"))]
+                                            "distortion D (nats)", headline)),
+               ("elbo-rate", _scatter_figure(go, runs, "neg_elbo", "-ELBO vs rate", "-ELBO = R + D (nats)",
+                                             headline))]
     surgery = _surgery_figure(go, runs)
     if surgery is not None:
         figures.append(("surgery", surgery))
-    columns = ["run_dir", *[f for f in varying if f != "run_dir"],
-               *[c for c in TABLE_FIGURES if any(r.get(c) is not None for r in runs) and c not in varying]]
+    table = [*headline, *other, *(k for k in TABLE_RUN_KEYS if any(r.get(k) is not None for r in runs))]
+    columns = ["run_dir", *[f for f in varying if f != "run_dir"], *[c for c in table if c not in varying]]
     figures.append(("results", _table_figure(go, runs, columns)))
     parts = []
     for i, (plot_id, figure) in enumerate(figures):
         script = ON_CLICK_JS if plot_id in ("rd-plane", "elbo-rate") else None
         parts.append((plot_id, figure.to_html(full_html=False, include_plotlyjs=i == 0, div_id=plot_id,
                                               post_script=script, config={"displaylogo": False})))
-    keep = ("index", "run_dir", "label", "family", "beta", "rate", "distortion", "elbo", "mutual_info",
-            "active_units", "reconstructions", "samples", *varying)
-    data = {"source": str(source), "runs": [{k: r.get(k) for k in keep} for r in runs]}
+    keep = list(dict.fromkeys(("index", "run_dir", "label", "family", "beta", *headline, *other,
+                               "reconstructions", "samples", *varying)))
+    data = {"source": str(source), "keys": {k: _header(k) for k in (*headline, *other)},
+            "runs": [{k: r.get(k) for k in keep} for r in runs]}
     text = _page(Path(source).name, parts, data)
     write_text(Path(out), text)
     return {"out": str(out), "runs": len(runs), "with_images": sum("samples" in r for r in runs),

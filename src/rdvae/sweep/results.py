@@ -21,11 +21,12 @@ from ..rundir import write_text
 
 RESULTS_FILE = "results.csv"
 LOCK_FILE = ".results.lock"
-# DESIGN.md's sweep-row keys, then the other figures a run's summary carries
-DESIGN_KEYS = ("rate", "distortion", "elbo", "iw_nll", "iw_samples", "mutual_info", "active_units",
-               "beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params")
-EXTRA_KEYS = ("target_rate", "latent_dim", "skipped_updates", "effective_beta", "epochs_trained", "converged",
-              "plateau_gain", "stop_reason")
+# a run's metadata in its row: properties of the training run (its config and how it went), not measures;
+# the measured columns are the keys of the registered measures (rdvae.evaluate.measures)
+RUN_KEYS = ("beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params", "target_rate",
+            "latent_dim", "skipped_updates", "effective_beta", "epochs_trained", "converged", "plateau_gain",
+            "stop_reason")
+DESIGN_KEYS = RUN_KEYS   # the name rdvae.sweep exports: the columns every results.csv has
 TIMING_KEYS = ("train_seconds",)
 STATUSES = ("done", "failed")
 
@@ -107,12 +108,22 @@ class ResultsTable:
 
     def upsert(self, row: dict, order: Sequence[str] = (), swept: Sequence[str] = ()) -> None:
         """Write `row` (replacing the row with the same run_dir), rows sorted by `order` (run
-        dirs; others after), columns: run_dir, status, swept fields, DESIGN keys, extras, error."""
+        dirs; others after), columns: run_dir, status, swept fields, the measures' keys (registry
+        order), the run keys, other keys, error."""
+        self._put(row, order, swept, keep=False)
+
+    def update(self, row: dict, order: Sequence[str] = (), swept: Sequence[str] = ()) -> None:
+        """As upsert, but the cells of the row with the same run_dir that `row` does not name are kept
+        (e.g. the keys of a measure whose plugin this process has not imported)."""
+        self._put(row, order, swept, keep=True)
+
+    def _put(self, row: dict, order: Sequence[str], swept: Sequence[str], keep: bool) -> None:
         if row.get("status") not in STATUSES:
             raise ValueError(f"row status must be one of {STATUSES}, got {row.get('status')!r}")
         with locked(self.dir / LOCK_FILE):
             rows = {r["run_dir"]: r for r in self._raw_rows()}
-            rows[row["run_dir"]] = {k: _cell(v) for k, v in row.items()}
+            cells = {k: _cell(v) for k, v in row.items()}
+            rows[row["run_dir"]] = {**rows.get(row["run_dir"], {}), **cells} if keep else cells
             rank = {name: i for i, name in enumerate(order)}
             ordered = sorted(rows.values(), key=lambda r: (rank.get(r["run_dir"], len(rank)), r["run_dir"]))
             self._write(ordered, swept)
@@ -124,9 +135,11 @@ class ResultsTable:
             return [dict(row) for row in csv.DictReader(fh) if None not in row and row.get("run_dir")]
 
     def _write(self, rows: list[dict], swept: Sequence[str]) -> None:
-        columns = ["run_dir", "status", *swept, *DESIGN_KEYS, *EXTRA_KEYS]
-        for row in rows:
-            columns += [k for k in row if k not in columns and k != "error"]
+        from ..evaluate.measures import measure_keys
+
+        present = dict.fromkeys(k for row in rows for k in row)
+        columns = ["run_dir", "status", *swept, *(k for k in measure_keys() if k in present), *RUN_KEYS]
+        columns += [k for k in present if k != "error"]
         columns.append("error")
         columns = list(dict.fromkeys(columns))
         buffer = io.StringIO()
@@ -141,11 +154,22 @@ def as_stored(row: dict) -> dict:
     return {k: _parse(_cell(v)) for k, v in row.items()}
 
 
-def summary_row(summary: dict) -> dict:
-    """The DESIGN keys and extras of a run's summary.json, and its ELBO-surgery terms when
-    `rdvae eval RUN --surgery` has stored them."""
-    row = {k: summary.get(k) for k in (*DESIGN_KEYS, *EXTRA_KEYS)}
-    row.update({k: v for k, v in summary.items() if k.startswith("surgery_")})
+def summary_row(summary: dict, evaluation: dict | None = None) -> dict:
+    """The cells of a run's row from its summary.json: the run keys, and the keys of the registered
+    measures that it holds (the trainer's, and those `rdvae eval RUN --measure ...` stored there).
+
+    `evaluation`: a later evaluation of the run's split that went to eval-SPLIT.json (one on a random
+    subset): the measures' keys that the summary lacks are taken from it, with the subset they were
+    measured on (`subset`)."""
+    from ..evaluate.measures import measure_keys
+
+    keys = measure_keys()
+    row = {k: summary.get(k) for k in RUN_KEYS}
+    row.update({k: summary[k] for k in keys if k in summary})
+    if evaluation is not None and evaluation.get("split") == summary.get("split", evaluation.get("split")):
+        added = {k: evaluation[k] for k in keys if k in evaluation and k not in summary}
+        if added:
+            row.update(added, subset=evaluation.get("subset"))
     return row
 
 

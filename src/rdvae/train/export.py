@@ -33,9 +33,20 @@ from .config import RECORDED_FIELDS, TRACKING_FIELDS, TrainConfig, read_run_conf
 from .data import dataset_for
 
 CARD = "README.md"
-CARD_FIGURES = (("rate", "rate R (nats)"), ("distortion", "distortion D (nats)"), ("elbo", "ELBO (nats)"),
-                ("iw_nll", "IW negative log-likelihood (nats)"), ("mutual_info", "I_q(x;z) (nats)"),
-                ("active_units", "active units"))
+
+
+def card_figures(summary: dict) -> list[tuple[str, str, float]]:
+    """The figures of a run's card: (key, label, value) for the headline keys of the registered measures
+    (rdvae.evaluate.measures) that the summary holds as finite numbers, labelled with their descriptions
+    and units, then other numeric keys no registered measure declares (a plugin's not imported now) that
+    are not the run's metadata, under their own names."""
+    from ..evaluate.measures import key_label, shown_keys
+    from ..sweep.results import RUN_KEYS
+
+    headline, other = shown_keys([summary], exclude=(*RUN_KEYS, "status"))
+    return [(key, key_label(key), summary[key]) for key in (*headline, *other)
+            if isinstance(summary[key], int | float) and not isinstance(summary[key], bool)
+            and math.isfinite(summary[key])]
 
 
 def train_command(config: TrainConfig, out: str = "RUN_DIR", plugins: list[str] | None = None,
@@ -91,8 +102,7 @@ def model_card(config: TrainConfig, summary: dict, name: str, command: str, chec
     `plugins`: the plugins the model needs, as the export names them (plugins/NAME.py, or modules)."""
     data = data or config.dataset
     own_file = is_path(config.dataset)
-    metrics = [(key, label, summary[key]) for key, label in CARD_FIGURES
-               if isinstance(summary.get(key), int | float) and math.isfinite(summary[key])]
+    metrics = card_figures(summary)
     lines = ["---", "library_name: rdvae", "tags:", "- rdvae", "- vae", "- rate-distortion",
              *([] if own_file else ["datasets:", f"- {_scalar(data)}"]),
              "model-index:", f"- name: {_scalar(name)}",
