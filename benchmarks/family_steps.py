@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from rdvae.experiments.broken_elbo import FAMILIES, SCALES, mnist_spec
+from rdvae.studies.broken_elbo.study import FAMILIES, SCALES, mnist_spec
 from rdvae.train import build_for_config
 
 

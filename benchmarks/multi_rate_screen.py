@@ -26,8 +26,8 @@ import torch
 import rdvae.presets as presets
 from rdvae.cli.options import parse_assignment
 from rdvae.evaluate import evaluate_model
-from rdvae.experiments.multi_rate import BETAS, SCALES, _configs
 from rdvae.objectives.multi_rate import MultiRateObjective
+from rdvae.studies.multi_rate.study import BETAS, SCALES, _configs
 from rdvae.train import TrainConfig, load_run, train
 
 

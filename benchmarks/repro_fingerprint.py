@@ -1,4 +1,5 @@
-"""Every reproduction's smoke scale, run with its fixed seeds; the numbers each returns, as one JSON.
+"""Every registered study's smoke scale (rdvae.registry.STUDIES: rdvae's own and installed plugins'), run
+with its fixed seeds; the numbers each returns, as one JSON.
 
 Used to show that a refactor leaves results unchanged: run it before and after, compare the files.
 
@@ -38,7 +39,7 @@ TIMING = ("seconds", "wall", "time")
 
 
 def main() -> int:
-    from rdvae.experiments import reproductions
+    from rdvae.registry import STUDIES
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,12 +49,12 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     found = {}
-    for name, module in reproductions().items():
+    for name, study in STUDIES.items():
         if args.only and name not in args.only:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             started = time.monotonic()
-            result = module.run("smoke", Path(tmp) / name, progress=False)
+            result = study.run("smoke", Path(tmp) / name, progress=False)
             seconds = time.monotonic() - started
         found[name] = {k: v for k, v in numbers(result).items()
                        if not any(t in k.lower() for t in TIMING)}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Independent, Normal, Uniform
 
-import rdvae.train.loop as loop
+import rdvae.train.plan as vae_plan
 from rdvae import VAE, MultiRateVAE, register_decoder, register_family
 from rdvae.cli import main
 from rdvae.components import Marginal, StandardNormal
@@ -307,7 +307,7 @@ def _weights(path):
 def test_the_check_leaves_training_bit_identical(tmp_path, monkeypatch, family, options):
     config = dict(SMALL, family=family, model={**SMALL["model"], **options})
     checked = train(TrainConfig(**config), tmp_path / "checked", progress=False)
-    monkeypatch.setattr(loop, "check_model_contract", lambda *args, **kwargs: None)
+    monkeypatch.setattr(vae_plan, "check_model_contract", lambda *args, **kwargs: None)
     unchecked = train(TrainConfig(**config), tmp_path / "unchecked", progress=False)
     a, b = _weights(tmp_path / "checked"), _weights(tmp_path / "unchecked")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

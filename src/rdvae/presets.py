@@ -1,11 +1,14 @@
 """rdvae's own encoders, decoders, marginals, model classes and families, registered through the
 same decorators a user's plugin uses (rdvae.registry).
 
-A family code is three characters (encoder, decoder, marginal) from {-,+} x {-,+} x {-,+,v} as in
-"Fixing a Broken ELBO": `-` simple, `+` complex, `v` VampPrior. `mlp` is a small, fast MLP family for
-quick work; `mlp-v` and `mlp-mog` swap its marginal; `mr-mlp` and `mr-conv` are multi-rate models.
+Components are named by what they are: encoders and decoders `-` (simple conv stacks) and `+` (IAF
+encoder, PixelCNN++ decoder), marginals `-` (N(0, I)), `+` (flow) and `v` (VampPrior), and `mlp`,
+`mlp-iaf`, `made`, `mog`, the bag-of-words ones, ... `mlp` is a small, fast MLP family for quick work;
+`mlp-v` and `mlp-mog` swap its marginal; `mr-mlp` and `mr-conv` are multi-rate models. The families of
+the paper studies (the three-character codes such as "-+v", "hash-e1", "dcgan") are registered by the
+studies themselves (rdvae.studies), like any plugin's.
 
-    build_model("--v", event_shape=(1, 28, 28))
+    build_model("mlp-v", event_shape=(1, 28, 28))
     build_model("mlp", event_shape=(1, 8, 8), latent_dim=8, hidden=[128])
 
 Options go to the builders whose signature names them (`hidden` to both MLP encoder and decoder);
@@ -27,9 +30,6 @@ from .components import (
     simple_deconv_decoder,
 )
 from .components.bagofwords import BagOfWordsDecoder, BagOfWordsTrunk
-from .components.dcgan import NDF, NGF, PAPER_SIGMA
-from .components.dcgan import dcgan_decoder as _dcgan_decoder
-from .components.dcgan import dcgan_encoder as _dcgan_encoder
 from .components.discrete import BernoulliEncoder, BernoulliMarginal
 from .components.flows import AutoregressiveFlowMarginal, IAFEncoder
 from .components.gaussian_decoders import mlp_gaussian_decoder
@@ -91,8 +91,8 @@ def gated_mlp_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu"):
 @register_encoder("mlp-iaf")
 def mlp_iaf_encoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu", flow_steps=FLOW_STEPS,
                     made_hidden=MADE_HIDDEN):
-    """The MLP encoder followed by mean-only IAF steps, each shift from a MADE (the complex encoder of
-    the mlp-coded families)."""
+    """The MLP encoder followed by mean-only IAF steps, each shift from a MADE (a complex encoder at an
+    MLP's cost)."""
     return IAFEncoder(mlp_encoder(event_shape, latent_dim, hidden, activation), latent_dim, flow_steps,
                       tuple(made_hidden))
 
@@ -103,13 +103,6 @@ def vocabulary_size(event_shape) -> int:
         raise ValueError(f"bag-of-words components need word-count vectors (event shape (V,)), got event "
                          f"shape {tuple(event_shape)}; use a dataset such as 20newsgroups")
     return event_shape[0]
-
-
-@register_encoder("dcgan")
-def dcgan_encoder(event_shape, latent_dim, ndf=NDF):
-    """The DCGAN discriminator's conv stack (LeakyReLU 0.2, BatchNorm) with a Gaussian head
-    (components.dcgan; square images of side 16, 32, 64, ...)."""
-    return _dcgan_encoder(event_shape, latent_dim, ndf)
 
 
 # semantic hashing ([Re] e1, e2, e3): word counts or frequencies -> logits of d bits
@@ -176,13 +169,6 @@ def gaussian_mlp_decoder(event_shape, latent_dim, hidden=HIDDEN, activation="glu
     return mlp_gaussian_decoder(event_shape, latent_dim, tuple(reversed(hidden)), activation, variance,
                                 sigma, log_sigma_min, variance_warmup_steps, variance_ramp_steps,
                                 warmup_variance, stop_gradient)
-
-
-@register_decoder("dcgan")
-def dcgan_decoder(event_shape, latent_dim, ngf=NGF, sigma=PAPER_SIGMA):
-    """A DCGAN generator as a Gaussian decoder N(g(z), sigma^2 I), sigma fixed in [0, 1] units (the
-    default 0.025 is the paper's 0.05 on the generator's [-1, 1] scale; components.dcgan)."""
-    return _dcgan_decoder(event_shape, latent_dim, ngf, sigma)
 
 
 # ------------------------------------------------------------------------------------ marginals
@@ -268,51 +254,16 @@ register_family("mlp-mog", "mlp", "mlp", "mog", 32, "MLP encoder and decoder, le
 register_family("mlp-gauss", "mlp", "mlp-gauss", "-", 32,
                 "MLP encoder, Gaussian MLP decoder for grey levels and real values (model option variance: "
                 "fixed, learned, optimal or per-dimension), N(0, I) marginal")
-register_family("dcgan", "dcgan", "dcgan", "-", 100,
-                "DCGAN generator as a Gaussian decoder (fixed sigma), the discriminator's conv stack as the "
-                "encoder, N(0, I) marginal (the GAN-as-decoder experiment; images of side 16, 32, 64, ...)")
 register_family("mr-mlp", "mlp", "mlp", "-", 32, "multi-rate VAE: the mlp family, its layers gated by beta",
                 model="multi-rate")
 register_family("mr-conv", "-", "-", "-", 64,
                 "multi-rate VAE: the simple conv family ('---'), its layers gated by beta",
                 model="multi-rate")
-for _code, _encoder in (("e1", "bow-counts"), ("e2", "bow-freq-mlp"), ("e3", "bow-freq")):
-    register_family(f"hash-{_code}", _encoder, "bow", "bernoulli", 64,
-                    f"semantic hashing {_code}: " + {"e1": "word counts, linear encoder to Bernoulli bits",
-                                                     "e2": "word frequencies, one hidden layer of 512",
-                                                     "e3": "word frequencies, linear encoder"}[_code],
-                    model="discrete")
-_ALIASES = {"---": ("simple-simple-gaussian",), "--v": ("simple-simple-vamp",),
-            "--+": ("simple-simple-flow",),
-            "+--": ("complex-simple-gaussian",), "-+-": ("simple-complex-gaussian",)}
-for _e in "-+":
-    for _d in "-+":
-        for _m in "-+v":
-            register_family(_e + _d + _m, _e, _d, _m, 64,
-                            f"{COMPONENT_NAMES[_e]} encoder, {COMPONENT_NAMES[_d]} decoder, "
-                            f"{COMPONENT_NAMES[_m]} marginal", aliases=_ALIASES.get(_e + _d + _m, ()))
-
-# the same 2 x 2 x 3 design at a CPU's cost: MLP encoder and simple decoder, the PixelCNN++ decoder
-# at the sizes given (pixelcnn_channels, ...), IAF and flow MADEs as given (made_hidden); named "mlp" +
-# the paper's code, e.g. "mlp-+v"
-MLP_CODED = {"encoder": {"-": "mlp", "+": "mlp-iaf"}, "decoder": {"-": "mlp", "+": "+"}}
-for _e in "-+":
-    for _d in "-+":
-        for _m in "-+v":
-            register_family("mlp" + _e + _d + _m, MLP_CODED["encoder"][_e], MLP_CODED["decoder"][_d], _m, 64,
-                            f"{COMPONENT_NAMES[_e]} encoder, {COMPONENT_NAMES[_d]} decoder, "
-                            f"{COMPONENT_NAMES[_m]} marginal, with an MLP encoder (and MLP simple decoder) "
-                            "(the broken-elbo cpu scale)")
-
-
-def paper_code(family: str) -> str:
-    """The three-character code (encoder, decoder, marginal) of a paper family or an mlp-coded one."""
-    return family[3:] if family.startswith("mlp") and len(family) == 6 else family
 
 
 # ------------------------------------------------------------------------------------ lookups
 def resolve_family(family: str) -> Family:
-    """A registered family name, alias or three-character paper code -> its Family."""
+    """A registered family name or alias (a paper study's code such as "-+v" included) -> its Family."""
     if not isinstance(family, str) or family not in FAMILIES:
         raise UnknownFamilyError(
             f"unknown family {family!r}; use a paper code such as '--v' or '-+-', or a registered family "

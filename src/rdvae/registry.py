@@ -20,6 +20,7 @@ leading parameters a builder always receives are not options:
     objectives                      builder(**options) -> rdvae.objectives.Objective
     loggers                         builder(run_dir, **options) -> rdvae.tracking.Logger
     epoch figures                   builder(model, x, seed) -> a matplotlib Figure
+    studies                         Study: run(scale, out, progress=True, **options) -> dict (`rdvae repro`)
 
 Names registered by rdvae itself are loaded on the first lookup, together with the plugins of the
 entry-point group `rdvae.plugins` (rdvae.plugins). Registering a name twice with different objects is
@@ -31,6 +32,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, did_you_mean, unknown_names
@@ -294,3 +296,55 @@ def register_epoch_figure(name: str, builder: Callable | None = None, *, replace
     """Register a figure builder(model, x, seed) -> matplotlib Figure that the trainer draws for its
     loggers every TrainConfig.log_figures_every epochs (x: a few examples of the evaluation split)."""
     return EPOCH_FIGURES.register(name, builder, replace=replace, aliases=aliases)
+
+
+# ------------------------------------------------------------------------------------ studies
+# rdvae's own studies (rdvae.studies) arrive like any plugin's, through the entry-point group: the core
+# names none of them
+STUDY_SCALES = ("smoke", "cpu", "paper")   # seconds (tests), hours on 2 cores, the paper's sizes (a GPU)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A reproduction of a paper's experiment, as `rdvae repro NAME --scale SCALE --out DIR` runs it:
+    `run(scale, out, progress=True, **options)` writes its tables, figures and results under `out` and
+    returns what it measured (a JSON-able dict). Its keyword parameters beyond `progress` are the options
+    the command line may pass (workers, dataset, inception)."""
+
+    name: str
+    run: Callable[..., dict]
+    description: str
+    scales: tuple[str, ...] = STUDY_SCALES
+
+    def check_scale(self, scale: str) -> str:
+        """`scale`, or a ConfigError naming the scales the study has."""
+        if scale not in self.scales:
+            raise ConfigError(f"study {self.name!r}: scale must be one of {', '.join(self.scales)}, "
+                              f"got {scale!r}")
+        return scale
+
+
+STUDIES = Registry("study")
+
+
+def register_study(name: str, run: Callable[..., dict] | None = None, *, description: str,
+                   scales: Iterable[str] = STUDY_SCALES, replace: bool = False, aliases=()):
+    """Register a study: `run(scale, out, progress=True, **options) -> dict` under `name`, with a
+    one-line description and the scales it has. Without `run`, a decorator on the study's run function
+    (which it returns unchanged); called with `run`, returns the registered Study."""
+    if run is None:
+        def decorate(target: Callable[..., dict]) -> Callable[..., dict]:
+            register_study(name, target, description=description, scales=scales, replace=replace,
+                           aliases=aliases)
+            return target
+
+        return decorate
+    scales = (scales,) if isinstance(scales, str) else tuple(scales)
+    if not callable(run):
+        raise ConfigError(f"study {name!r}: run must be a function run(scale, out, progress=True, ...), "
+                          f"got {run!r}")
+    if not isinstance(description, str) or not description.strip():
+        raise ConfigError(f"study {name!r} needs a one-line description, got {description!r}")
+    if not scales or not all(isinstance(s, str) and s.strip() for s in scales):
+        raise ConfigError(f"study {name!r}: scales must be names such as {STUDY_SCALES}, got {scales!r}")
+    return STUDIES.register(name, Study(name, run, description, scales), replace=replace, aliases=aliases)

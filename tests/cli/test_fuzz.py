@@ -63,7 +63,6 @@ from rdvae.cli.catalogue import KINDS
 from rdvae.cli.train import overrides_from
 from rdvae.data import DataError
 from rdvae.errors import ConfigError, EvaluationError
-from rdvae.experiments import SCALES, reproductions
 from rdvae.presets import resolve_family
 from rdvae.sweep.spec import SweepSpec
 from rdvae.train import TrainConfig, TrainingDiverged
@@ -78,7 +77,8 @@ SLOW = {"train": 240, "eval": 170, "sweep": 110, "plot": 60, "misc": 60, "export
 
 FAMILIES = list(registry.FAMILIES.names())
 OBJECTIVES = list(registry.OBJECTIVES.names())
-REPROS = list(reproductions())
+REPROS = list(registry.STUDIES.names())
+SCALES = registry.STUDY_SCALES
 CONFIG_FIELDS = [f.name for f in fields(TrainConfig)]
 MODEL_OPTIONS = sorted({name for family in FAMILIES for name in resolve_family(family).options()})
 DATA_OPTIONS = ["root", "download", "seed", "valid_fraction", "test_fraction", "split_seed", "resize",

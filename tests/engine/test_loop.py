@@ -192,8 +192,8 @@ def test_the_fid_classifier_killed_mid_epoch_resumes_to_the_same_weights(tmp_pat
 
 
 def test_the_two_cluster_toy_killed_mid_run_resumes_to_the_same_model(tmp_path, monkeypatch):
-    from rdvae.components.two_cluster_toy import two_cluster_data
-    from rdvae.experiments._broken_elbo_toy import TOY_SETTINGS, train_toy
+    from rdvae.studies.broken_elbo.toy import TOY_SETTINGS, train_toy
+    from rdvae.studies.broken_elbo.two_cluster import two_cluster_data
 
     data = two_cluster_data(0.5)
     settings = dict(form="mixed", checkpoint_minutes=0.0, **TOY_SETTINGS["mixed"])
@@ -210,7 +210,7 @@ def test_the_two_cluster_toy_killed_mid_run_resumes_to_the_same_model(tmp_path, 
 
 
 def test_an_expfam_toy_stage_killed_mid_run_resumes_to_the_same_model_and_curve(tmp_path, monkeypatch):
-    from rdvae.experiments.expfam_toy import build_toy_model, sample_mixture, train_stage
+    from rdvae.studies.expfam_toy.study import build_toy_model, sample_mixture, train_stage
 
     x, _ = sample_mixture(40)
     full_model = build_toy_model("factorized")

@@ -1,6 +1,7 @@
-"""The update guard of the one loop (rdvae.engine.Loop.step), on the VAE plan: skips decided on the device (fused Adam's found_inf) or on the
-host (other optimizers) leave parameters and optimizer state untouched, are counted, stop a run
-that keeps skipping, and change nothing about runs without skips."""
+"""The update guard of the one loop (rdvae.engine.Loop.step), on the VAE plan: skips decided on the
+device (fused Adam's found_inf) or on the host (other optimizers) leave parameters and optimizer
+state untouched, are counted, stop a run that keeps skipping, and change nothing about runs without
+skips."""
 
 import math
 from dataclasses import replace
@@ -8,9 +9,9 @@ from dataclasses import replace
 import pytest
 import torch
 
+from rdvae.engine import Loop
 from rdvae.rundir import RunDir
 from rdvae.train import TrainConfig, TrainingDiverged
-from rdvae.engine import Loop
 from rdvae.train.loop import vae_loop
 from rdvae.train.schedules import lr_factor
 
@@ -26,8 +27,8 @@ def _trainer(tmp_path, name="r", **options) -> Loop:
 def _batches(trainer, n, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = trainer.plan.train_split.source
-    return [torch.bernoulli(x[torch.randint(len(x), (trainer.plan.config.batch_size,), generator=g)], generator=g)
-            for _ in range(n)]
+    size = trainer.plan.config.batch_size
+    return [torch.bernoulli(x[torch.randint(len(x), (size,), generator=g)], generator=g) for _ in range(n)]
 
 
 def _host_guard_step(trainer, x):

@@ -135,8 +135,8 @@ def test_bf16_training_and_iw_evaluation_run_and_stay_close_to_fp32(tmp_path):
 def test_weights_that_do_not_fit_the_config_fail_with_a_hint(tmp_path):
     """A run whose saved weights do not fit the model its config builds (e.g. saved under other
     defaults) is refused with the file and the fix named, never loaded partly."""
-    from rdvae.presets import build_model
     from rdvae.engine.checkpoint import load_weights, save_weights
+    from rdvae.presets import build_model
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=False))

@@ -7,13 +7,13 @@ import inspect
 from .options import add_common
 
 KINDS = ("families", "encoders", "decoders", "marginals", "models", "datasets", "objectives", "executors",
-         "optimizers", "measures", "repros")
+         "optimizers", "measures", "repros", "config")
 
 
 def register(sub) -> None:
     p = sub.add_parser("list",
                        help="list registered families, components, datasets, objectives, executors, "
-                            "optimizers, measures, reproductions",
+                            "optimizers, measures, reproductions, or the run config's fields",
                        description="Print what exists, one line each: name, description and options with "
                                    "their defaults (options are set with --set model.NAME=VALUE, "
                                    "data.NAME=VALUE, objective_options.NAME=VALUE or "
@@ -69,6 +69,10 @@ def rows(kind: str) -> list[dict]:
 
         return [{"name": name, "description": _summary(build), "options": _options(OPTIMIZERS.options(name))}
                 for name, build in OPTIMIZERS.items()]
+    if kind == "config":   # the fields of a run's config.json (rdvae train's flags and --set KEY=VALUE)
+        from ..train.config import config_field_rows
+
+        return config_field_rows()
     if kind == "measures":
         from ..evaluate.measures import MEASURES, measure_options
 

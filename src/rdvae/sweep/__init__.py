@@ -11,12 +11,12 @@
 from ..device import available_cores
 from .executors import EXECUTORS, ExecutorError, register_executor, run_local, run_ray
 from .grid import GridError, chainit, fixed, parse_grid, product, sweep, zipit
-from .results import DESIGN_KEYS, RESULTS_FILE, ResultsTable, comparable
+from .results import RESULTS_FILE, RUN_KEYS, ResultsTable, comparable
 from .runner import SweepReport, run_sweep
 from .spec import RUNS_FOLDER, SPEC_FILE, SweepError, SweepSpec, load_spec
 from .task import Task, execute
 
-__all__ = ["DESIGN_KEYS", "EXECUTORS", "RESULTS_FILE", "RUNS_FOLDER", "SPEC_FILE", "ExecutorError",
+__all__ = ["EXECUTORS", "RESULTS_FILE", "RUNS_FOLDER", "RUN_KEYS", "SPEC_FILE", "ExecutorError",
            "GridError", "ResultsTable", "SweepError", "SweepReport", "SweepSpec", "Task",
            "available_cores", "chainit", "comparable", "execute", "fixed", "load_spec", "parse_grid",
            "product", "register_executor", "run_local", "run_ray", "run_sweep", "sweep", "zipit"]

@@ -26,7 +26,6 @@ LOCK_FILE = ".results.lock"
 RUN_KEYS = ("beta", "family", "dataset", "split", "epochs", "seed", "train_seconds", "params", "target_rate",
             "latent_dim", "skipped_updates", "effective_beta", "epochs_trained", "converged", "plateau_gain",
             "stop_reason")
-DESIGN_KEYS = RUN_KEYS   # the name rdvae.sweep exports: the columns every results.csv has
 TIMING_KEYS = ("train_seconds",)
 STATUSES = ("done", "failed")
 

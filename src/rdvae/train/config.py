@@ -174,7 +174,7 @@ class TrainConfig:
     def from_dict(cls, data: dict, data_given: bool = False) -> TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a run config must be a mapping of fields, got {type(data).__name__}")
-        if data.get("kind", "vae") != "vae":   # another trainer's run (e.g. a GAN: rdvae.train.adversarial)
+        if data.get("kind", "vae") != "vae":   # another plan's run (e.g. a GAN: rdvae.studies.gan_decoder)
             raise ConfigError(f"this is a {data['kind']!r} run, not a VAE run: it has no encoder, decoder "
                               "and marginal to build (a GAN's generator becomes a decoder in `rdvae repro "
                               "gan-decoder`, whose stage1-encoder/ and stage2-joint/ are VAE runs)")
