@@ -301,7 +301,7 @@ class Loop:
                     self.run_epoch(bar)
             for callback in self.hooks["on_train_end"]:
                 callback.on_train_end(self)
-            summary = self.plan.summary(self)
+            summary = {"status": "done", "epochs_trained": counters["epoch"], **self.plan.summary(self)}
             for callback in self.hooks["on_fit_end"]:
                 callback.on_fit_end(self, summary)
         except TrainingDiverged as err:   # recorded, never "done"; the caller sees the error

@@ -95,7 +95,8 @@ class Plan:
         return {}
 
     def summary(self, loop) -> dict:
-        """At the end: summary.json's figures."""
+        """At the end: summary.json's figures (the loop adds status "done" and epochs_trained where the
+        plan does not say otherwise)."""
         return {}
 
     def describe(self) -> str:
