@@ -45,36 +45,33 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
-@register_optimizer("adam")
-def adam(params: Iterable, lr: float, betas: list = (0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0, fused: bool = True) -> torch.optim.Adam:
-    """Adam (Kingma & Ba 2015); with the fused kernel where torch has one for the device (CPU and CUDA
-    in torch >= 2.4): the same update rule in fewer passes over memory, and a skipped update decided on
-    the device."""
+def _adam_kind(cls, params: Iterable, lr: float, betas, eps: float, weight_decay: float, fused: bool):
+    """cls (Adam or AdamW) with checked options; with the fused kernel where torch has one for the
+    device (CPU and CUDA in torch >= 2.4): the same update rule in fewer passes over memory, and a
+    skipped update decided on the device."""
     options = {"lr": lr, "betas": _pair("betas", betas), "eps": _non_negative("eps", eps),
                "weight_decay": _non_negative("weight_decay", weight_decay)}
     params = list(params)
     if fused:
         try:
-            return torch.optim.Adam(params, fused=True, **options)
+            return cls(params, fused=True, **options)
         except (RuntimeError, TypeError):   # no fused kernel for these tensors
             pass
-    return torch.optim.Adam(params, **options)
+    return cls(params, **options)
+
+
+@register_optimizer("adam")
+def adam(params: Iterable, lr: float, betas: list = (0.9, 0.999), eps: float = 1e-8,
+         weight_decay: float = 0.0, fused: bool = True) -> torch.optim.Adam:
+    """Adam (Kingma & Ba 2015), the fused kernel where torch has one."""
+    return _adam_kind(torch.optim.Adam, params, lr, betas, eps, weight_decay, fused)
 
 
 @register_optimizer("adamw")
 def adamw(params: Iterable, lr: float, betas: list = (0.9, 0.999), eps: float = 1e-8,
           weight_decay: float = 0.01, fused: bool = True) -> torch.optim.AdamW:
     """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay."""
-    options = {"lr": lr, "betas": _pair("betas", betas), "eps": _non_negative("eps", eps),
-               "weight_decay": _non_negative("weight_decay", weight_decay)}
-    params = list(params)
-    if fused:
-        try:
-            return torch.optim.AdamW(params, fused=True, **options)
-        except (RuntimeError, TypeError):
-            pass
-    return torch.optim.AdamW(params, **options)
+    return _adam_kind(torch.optim.AdamW, params, lr, betas, eps, weight_decay, fused)
 
 
 @register_optimizer("sgd")
