@@ -248,7 +248,7 @@ DATASETS = Registry("dataset", ("rdvae.data.builtin",))
 OBJECTIVES = Registry("objective", ("rdvae.objectives",))
 LOGGERS = Registry("logger", ("rdvae.tracking",), leading=1)
 # figures the trainer hands to the loggers every few epochs (TrainConfig.log_figures_every)
-EPOCH_FIGURES = Registry("epoch figure", ("rdvae.plots.grids",), leading=3)
+EPOCH_FIGURES = Registry("epoch figure", (), leading=3)   # rdvae's own: rdvae.plots.epoch_figures, a plugin
 
 
 def register_encoder(name: str, builder: Callable | None = None, *, replace: bool = False, aliases=()):

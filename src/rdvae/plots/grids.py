@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 
 from ..device import seeded
 from ..protocols import LatentVariableModel
-from ..registry import register_epoch_figure
 from .style import new_figure, styled
 
 
@@ -124,16 +123,3 @@ def image_columns(columns: Sequence[tuple[str, torch.Tensor]], title: str, ylabe
                          "images")
     blocks = [("", [_images(x) for _, x in columns], [name for name, _ in columns])]
     return _figure(blocks, title, rows=len(columns[0][1]), ylabel=ylabel)
-
-
-# the figures a run's trackers get every TrainConfig.log_figures_every epochs (rdvae.tracking)
-@register_epoch_figure("reconstructions")
-def epoch_reconstructions(model: LatentVariableModel, x: torch.Tensor, seed: int) -> Figure:
-    """Inputs of the evaluation split beside a sample and the average of d(x|z), z ~ e(z|x)."""
-    return reconstruction_grid([("model", model)], x, "Reconstructions", z_draws=1, seed=seed)
-
-
-@register_epoch_figure("samples")
-def epoch_samples(model: LatentVariableModel, x: torch.Tensor, seed: int) -> Figure:
-    """As many draws z ~ m(z) as there are inputs, a sample and the average of d(x|z) each."""
-    return samples_grid([("model", model)], "Samples z ~ m(z)", n=len(x), seed=seed)
