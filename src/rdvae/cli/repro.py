@@ -15,7 +15,7 @@ from .options import add_common, positive_int
 
 # the command-line options a study's run may take, and why one that does not take it refuses it
 RUN_OPTIONS = {"workers": "trains no grid of runs", "dataset": "uses the datasets its paper names",
-               "inception": "scores no images"}
+               "inception": "scores no images", "stage": "has no separate stages"}
 
 
 def listing() -> str:
@@ -62,6 +62,10 @@ def register(sub) -> None:
                    help="a local TorchScript Inception network (e.g. inception-2015-12-05.pt) for FID "
                         "instead of rdvae's classifier features, for reproductions that take one "
                         "(gan-decoder)")
+    p.add_argument("--stage", default=None, metavar="NAME",
+                   help="run one named stage of a reproduction that has them, continuing it where it stopped "
+                        "(gan-decoder: gan, stage1-encoder, stage2-joint, report), so that long work can be "
+                        "done in parts (default: every stage in order)")
     add_common(p, out_help="where the results go (default: runs/repro-NAME-SCALE)")
     p.set_defaults(handler=run)
 
