@@ -63,9 +63,10 @@ def register(sub) -> None:
                         "instead of rdvae's classifier features, for reproductions that take one "
                         "(gan-decoder)")
     p.add_argument("--stage", default=None, metavar="NAME",
-                   help="run one named stage of a reproduction that has them, continuing it where it stopped "
-                        "(gan-decoder: gan, stage1-encoder, stage2-joint, report), so that long work can be "
-                        "done in parts (default: every stage in order)")
+                   help="run one named stage of a reproduction that has them, continuing it where it stopped, "
+                        "so that long work can be done in parts (gan-decoder: gan, stage1-encoder, "
+                        "stage2-joint, report; default every stage in order. broken-elbo: grid, corner, "
+                        "unannealed; default grid)")
     add_common(p, out_help="where the results go (default: runs/repro-NAME-SCALE)")
     p.set_defaults(handler=run)
 

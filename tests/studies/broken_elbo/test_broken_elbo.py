@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -85,8 +86,10 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
     summary = json.loads((tmp_path / "mnist" / table[0]["run_dir"] / "summary.json").read_text())
     assert summary["class_inputs"] == module.CLASS_INPUTS
     assert all(int(r["epochs_trained"]) <= 3 for r in table)
+    assert {r["annealed"] for r in table} == {"True"}        # the smoke grid anneals every run
     table = result["claims_table"]
-    assert table.count("\n") == 1 + 6 and "| claim | paper | here | holds? |" in table
+    assert table.count("\n") == 1 + 7 and "| claim | paper | here | holds? |" in table
+    assert result["claims_tally"]["tested"] + result["claims_tally"]["cannot_tell"] == 7
     assert "| 0.1 |" in result["fig4_table"] and "| 1.1 |" in result["fig4_table"]
     assert (tmp_path / "result.json").exists()
     # the panel again from chosen runs (as for longer-trained ones), regimes against a given H
@@ -97,6 +100,17 @@ def test_smoke_scale_writes_the_results_figures_and_tables(tmp_path):
               if r["family"] == "-+v"}
     assert labels <= {"autodecoder", "autoencoder"}   # D < 0.075 H for any D, with so large an H
     assert all(label in again["table"] for label in labels)
+    # a further stage in the same folder: its runs are rows of their own, the toy is not trained again
+    toy_written = (tmp_path / "toy.json").stat().st_mtime_ns
+    grown = module.run("smoke", tmp_path, progress=False, stage="unannealed")
+    assert (tmp_path / "toy.json").stat().st_mtime_ns == toy_written and "toy_table" in grown
+    with open(tmp_path / "mnist" / "broken_elbo_results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 7 + 3 and grown["stages"] == ["grid", "unannealed"]
+    twins = [r for r in table if r["code"] == "-+v" and r["beta"] == "1.0"]
+    assert sorted((r["annealed"], r["stage"]) for r in twins) == [("False", "unannealed"), ("True", "grid")]
+    verdicts = {c["key"]: c["holds"] for c in grown["claims"]}
+    assert verdicts["ignore-unannealed"] is not None      # +++ at beta 1 without annealing: testable now
 
 
 @pytest.mark.parametrize("form", ["table", "mixed"])
@@ -146,3 +160,95 @@ def test_a_finished_run_is_evaluated_again_not_retrained_when_the_evaluation_spl
     after = RunDir(run_dir).read_summary()
     assert after["examples"] > 40 and after["train_seconds"] == before["train_seconds"]
     assert (run_dir / "model.safetensors").read_bytes() == weights
+
+
+# --- the named stages of the grid ------------------------------------------------------------------
+
+def test_cpu_corner_stage_trains_the_simple_decoders_toward_both_corners():
+    from rdvae.studies.broken_elbo.study import stage_spec
+
+    spec = stage_spec("cpu", "corner")
+    simple = {"mlp" + code for code in FAMILIES if code[1] == "-"}
+    assert len(spec.points) == 18 and {p["family"] for p in spec.points} == simple
+    assert {(p["family"], p["beta"]) for p in spec.points} == {(f, b) for f in simple
+                                                               for b in (0.1, 5.0, 10.0)}
+    for index in range(len(spec.points)):
+        config = spec.config(index)
+        assert config.kl_anneal_steps == 0 and config.epochs == 60 and config.plateau_epochs == 5
+        assert config.lr_schedule == "plateau"
+    assert spec.names[0] == "corner-family=---_beta=0.1"
+
+
+def test_cpu_unannealed_stage_trains_the_pixelcnn_families_at_beta_one_without_annealing():
+    from rdvae.studies.broken_elbo.study import stage_spec
+
+    spec = stage_spec("cpu", "unannealed")
+    pixelcnn = {"mlp" + code for code in FAMILIES if code[1] == "+"}
+    wanted = {(f, 1.0) for f in pixelcnn} | {("mlp-+v", 1.1)}
+    assert {(p["family"], p["beta"]) for p in spec.points} == wanted
+    for index in range(len(spec.points)):
+        config = spec.config(index)
+        assert config.kl_anneal_steps == 0 and config.epochs >= 20
+        assert config.lr_schedule == "plateau" and config.plateau_epochs == 2 and config.decay_epochs == 2
+    # rows of their own: no name of the grid's (whose runs at these points are KL-annealed)
+    grid = mnist_spec("cpu")
+    assert not set(spec.names) & set(grid.names) and "unannealed-family=-+v_beta=1" in spec.names
+    annealed = {(p["family"], p["beta"]): p["kl_anneal_steps"] for p in grid.points}
+    assert all(annealed[(p["family"], p["beta"])] == 391 for p in spec.points)
+
+
+def test_the_grid_stage_is_the_grid_and_unknown_stages_are_refused_naming_the_stages():
+    from rdvae.errors import ConfigError
+    from rdvae.studies.broken_elbo.study import stage_spec
+
+    grid, default = stage_spec("cpu", "grid"), mnist_spec("cpu")
+    assert grid.names == default.names and grid.points == default.points and grid.base == default.base
+    with pytest.raises(ConfigError, match="stage must be one of grid, corner, unannealed at the cpu scale, "
+                                          "got 'corners'"):
+        stage_spec("cpu", "corners")
+    with pytest.raises(ConfigError, match="stage must be one of grid at the paper scale"):
+        stage_spec("paper", "corner")
+    with pytest.raises(ConfigError, match="betas and pairs restrict the grid stage"):
+        study.run("smoke", "unused", stage="corner", betas=[5.0], toy=False)
+
+
+def test_stage_of_a_run_folder():
+    from rdvae.studies.broken_elbo.stages import stage_of
+
+    assert stage_of("runs/000-family=+++_beta=0.1") == "grid"
+    assert stage_of("runs/unannealed-family=-+v_beta=1") == "unannealed"
+    assert stage_of("corner-family=---_beta=10") == "corner"
+
+
+def test_a_stage_grows_the_folders_sweep_and_keeps_its_runs(tmp_path):
+    from rdvae.studies.broken_elbo.stages import grow_sweep
+    from rdvae.studies.broken_elbo.study import stage_spec
+    from rdvae.sweep import SweepError, SweepSpec, load_spec
+    from rdvae.sweep.spec import save_spec
+
+    grid = mnist_spec("smoke")
+    assert grow_sweep(tmp_path, grid) is grid and load_spec(tmp_path) is None  # new folder: the runner saves
+    save_spec(tmp_path, grid)
+    unannealed = stage_spec("smoke", "unannealed")
+    grown = grow_sweep(tmp_path, unannealed)
+    assert grown.names == grid.names + unannealed.names
+    assert load_spec(tmp_path).names == grown.names
+    for index, name in enumerate(grown.names):       # every run keeps (or gets) its own settings
+        own = grid if name in grid.names else unannealed
+        assert grown.config(index) == own.config(own.names.index(name))
+    assert grown.config(grown.names.index("unannealed-family=-+v_beta=1")).kl_anneal_steps == 0
+    assert grown.config(grown.names.index("000-family=-+v_beta=0.1")).kl_anneal_steps == 11
+    # again, and the grid again: nothing to add
+    assert grow_sweep(tmp_path, unannealed).names == grown.names
+    assert grow_sweep(tmp_path, grid).names == grown.names
+    # a run of the same name with other settings is refused, naming it
+    changed = SweepSpec(base=unannealed.base, points=[{**unannealed.points[0], "epochs": 9}],
+                        names=unannealed.names[:1])
+    message = re.escape(f"run {unannealed.names[0]} in sweep.json has other settings")
+    with pytest.raises(SweepError, match=message):
+        grow_sweep(tmp_path, changed)
+    # a stage whose shared settings differ carries the difference in its own runs only
+    other = stage_spec("smoke", "corner", overrides={"lr": 5e-4})
+    grown = grow_sweep(tmp_path, other)
+    assert grown.config(grown.names.index(other.names[0])).lr == 5e-4
+    assert grown.config(0).lr == 1e-3 and grown.base["lr"] == 1e-3

@@ -8,9 +8,11 @@ import pytest
 from rdvae.plots.frontier import pareto_frontier
 from rdvae.studies.broken_elbo.figures import (
     FIG4C_CODES,
+    _near_frontier,
     draw_model_panel,
     families_at_beta,
     frontier_walk,
+    near_frontier,
     panel_label,
     same_elbo,
 )
@@ -106,6 +108,77 @@ def test_same_elbo_counts_runs_near_the_frontier():
     assert sorted(r["rate"] for r in same_elbo(rows, tolerance=0.3)) == [6.2]  # 80.3 vs 81.0: too far apart
 
 
+# a frontier A (0.5, 80), B (6, 74), C (60, 21), and dominated runs whose distance to its staircase
+# differs with the frontier run it is measured from
+STAIRCASE = [row("++v", 1.1, 0.5, 80.0), row("-+v", 1.0, 6.0, 74.0), row("--v", 0.5, 60.0, 21.0)]
+ABOVE_B = row("-+-", 1.0, 7.0, 74.5)     # 0.5 above B, the best frontier run of no higher rate
+RIGHT_OF_C = row("+--", 1.0, 61.0, 40.0)  # 1 right of C, the best frontier run of no higher distortion
+FAR = row("---", 1.0, 30.0, 78.0)        # 4 above B and 24 right of B; only 78 - 80 = -2 "above" A
+
+
+def test_near_frontier_measures_from_the_best_frontier_run_not_the_worst():
+    """The distance to the staircase is to the lowest-distortion frontier run of no higher rate (and the
+    lowest-rate one of no higher distortion). Measured from the highest-distortion one instead (A, the
+    autodecoder), every run of D <= 80 would count as near, as all 34 of the cpu grid did."""
+    runs = [*STAIRCASE, ABOVE_B, RIGHT_OF_C, FAR]
+    near = _near_frontier(runs, tolerance=1.5)
+    assert [r["family"] for r in near] == ["++v", "-+v", "--v", "-+-", "+--"]
+    assert FAR not in near
+    assert FAR in _near_frontier(runs, tolerance=4.0)          # 4 above B: near at 4 nats
+    assert ABOVE_B not in _near_frontier(runs, tolerance=0.4)  # 0.5 above B
+    assert RIGHT_OF_C not in _near_frontier(runs, tolerance=0.9)
+
+
+# the 34 runs of the converged cpu grid: family, beta, R, D (docs/results/broken-elbo-results.csv)
+CPU_GRID = [
+    ("+++", 0.1, 109.44, 31.20),
+    ("+++", 1, 3.24, 82.41),
+    ("++-", 0.1, 149.72, 26.15),
+    ("++-", 1, 4.37, 81.45),
+    ("++v", 0.1, 114.97, 36.16),
+    ("++v", 1, 4.25, 80.27),
+    ("+-+", 0.5, 30.35, 64.20),
+    ("+-+", 1, 19.20, 77.08),
+    ("+-+", 2, 12.41, 92.67),
+    ("+--", 0.5, 32.87, 65.27),
+    ("+--", 1, 21.24, 76.02),
+    ("+--", 2, 12.99, 92.71),
+    ("+-v", 0.5, 30.73, 65.19),
+    ("+-v", 1, 20.34, 75.07),
+    ("+-v", 2, 13.48, 87.32),
+    ("-++", 0.1, 102.51, 32.69),
+    ("-++", 1, 4.09, 81.09),
+    ("-+-", 0.1, 157.54, 26.27),
+    ("-+-", 1, 3.02, 82.85),
+    ("-+v", 0.1, 127.18, 31.14),
+    ("-+v", 0.15, 91.57, 38.04),
+    ("-+v", 0.5, 18.39, 68.37),
+    ("-+v", 1, 4.19, 80.45),
+    ("-+v", 1.1, 3.74, 81.16),
+    ("-+v", 2, 0.01, 84.89),
+    ("--+", 0.5, 29.40, 65.51),
+    ("--+", 1, 19.58, 76.46),
+    ("--+", 2, 13.01, 89.98),
+    ("---", 0.5, 33.02, 65.83),
+    ("---", 1, 21.53, 76.22),
+    ("---", 2, 13.75, 90.29),
+    ("--v", 0.5, 31.33, 65.05),
+    ("--v", 1, 21.07, 73.84),
+    ("--v", 2, 13.95, 85.59),
+]
+
+def test_near_frontier_on_the_cpu_grid_keeps_23_runs_and_fig4d_stays_in_its_band():
+    """The audit of the 34-run grid: 23 runs lie within 2% of H_hat (1.69 nats) of the frontier; `--v` at
+    beta 2 is 5.3 nats above it, so fig. 4d cannot show it."""
+    rows = [row("mlp" + code, beta, rate, distortion) for code, beta, rate, distortion in CPU_GRID]
+    near = near_frontier(rows)
+    assert len(near) == 23
+    assert not any(r["family"] == "mlp--v" and r["beta"] == 2 for r in near)
+    chosen = same_elbo(rows)
+    assert all(r in near for r in chosen) and len(chosen) == 4
+    assert max(map(neg_elbo, chosen)) - min(map(neg_elbo, chosen)) <= 0.02 * min(map(neg_elbo, rows))
+
+
 def test_frontier_walk_frontier_only_spread_and_sorted():
     # 21 frontier runs at rates 0, 5, ..., 100 (D = 100 - R) and dominated runs above them
     front = [row("-+v", 0.1 * i, 5.0 * i, 100.0 - 5.0 * i + 0.5) for i in range(21)]
@@ -128,6 +201,7 @@ def test_frontier_walk_frontier_only_spread_and_sorted():
 def test_panel_label():
     assert panel_label(row("mlp-+v", 1.0, 6.23, 74.08, regime="semantic encoder")) == \
         "-+v β=1\nR=6.2 D=74.1\nsemantic encoder"
+    assert panel_label(row("mlp-+v", 1.0, 6.23, 74.08, annealed=True)).startswith("-+v β=1 annealed\n")
 
 
 def test_draw_model_panel_writes_the_reconstruction_and_sample_grids(tmp_path):

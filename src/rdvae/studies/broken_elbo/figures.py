@@ -98,9 +98,11 @@ def families_at_beta(rows: Sequence[dict], beta: float = 1.0,
 
 
 def _near_frontier(runs: Sequence[dict], tolerance: float) -> list[dict]:
-    """The runs of the stepwise Pareto frontier, and the dominated runs within `tolerance` nats
-    of it: whose distortion exceeds that of the best frontier run of no higher rate, or whose
-    rate exceeds that of the best frontier run of no higher distortion, by at most `tolerance`."""
+    """The runs of the stepwise Pareto frontier, and the dominated runs within `tolerance` nats of
+    it: whose distortion exceeds that of the best (lowest-distortion) frontier run of no higher rate,
+    or whose rate exceeds that of the best (lowest-rate) frontier run of no higher distortion, by at
+    most `tolerance`. These are the vertical and horizontal distances from the run to the frontier's
+    staircase; a frontier run's are 0."""
     from rdvae.plots.frontier import pareto_frontier
 
     rate = [r["rate"] for r in runs]
@@ -108,13 +110,24 @@ def _near_frontier(runs: Sequence[dict], tolerance: float) -> list[dict]:
     front = pareto_frontier(rate, distortion)
     near = []
     for row in runs:
-        d_gap = min((row["distortion"] - distortion[f] for f in front if rate[f] <= row["rate"]),
-                    default=math.inf)
-        r_gap = min((row["rate"] - rate[f] for f in front if distortion[f] <= row["distortion"]),
-                    default=math.inf)
+        below = [distortion[f] for f in front if rate[f] <= row["rate"]]
+        left = [rate[f] for f in front if distortion[f] <= row["distortion"]]
+        d_gap = row["distortion"] - min(below) if below else math.inf
+        r_gap = row["rate"] - min(left) if left else math.inf
         if min(d_gap, r_gap) <= tolerance:
             near.append(row)
     return near
+
+
+def near_frontier(rows: Sequence[dict], tolerance: float | None = None) -> list[dict]:
+    """The runs (of finite R and D) on the stepwise Pareto frontier or within `tolerance` nats of it
+    (`_near_frontier`; default: fig. 4d's band, 2% of the best -ELBO among them)."""
+    runs = [r for r in _runs(rows) if math.isfinite(_neg_elbo(r))]
+    if not runs:
+        return []
+    if tolerance is None:
+        tolerance = SAME_ELBO_FRACTION * abs(min(_neg_elbo(r) for r in runs))
+    return _near_frontier(runs, tolerance)
 
 
 def same_elbo(rows: Sequence[dict], count: int = 4, tolerance: float | None = None) -> list[dict]:
@@ -165,9 +178,10 @@ def frontier_walk(rows: Sequence[dict], count: int = 8) -> list[dict]:
 # --- drawing -----------------------------------------------------------------------------------
 
 def panel_label(row: dict) -> str:
-    """The caption of a model in a panel: family code and beta, R and D (nats), regime."""
-    lines = [f"{paper_code(row['family'])} β={row['beta']:g}" if row.get("beta") is not None
-             else paper_code(row["family"]),
+    """The caption of a model in a panel: family code and beta ("annealed" where it was KL-annealed),
+    R and D (nats), regime."""
+    name = paper_code(row["family"]) + (f" β={row['beta']:g}" if row.get("beta") is not None else "")
+    lines = [name + (" annealed" if row.get("annealed") else ""),
              f"R={row['rate']:.1f} D={row['distortion']:.1f}"]
     if row.get("regime"):
         lines.append(str(row["regime"]))

@@ -30,8 +30,19 @@ checked on the grid (claims). Scales:
            channels, two resnet layers per block, 500 pseudo-inputs), 200 epochs, Adam 3e-4 with normalized
            gradients, constant for 100 epochs then linear to 0 (for a GPU)
 
+The MNIST grid grows in named stages (stages.py), each a resumable addition to the same sweep
+folder; the analysis reads every finished run of every stage run so far:
+
+    grid        the scale's grid above (the default)
+    corner      cpu: the six simple-decoder families at beta 0.1 (the autoencoding corner) and at 5
+                and 10 (low rate), no annealing, plateau or 60 epochs: 18 runs (smoke: --v at 5, 10)
+    unannealed  cpu: the six PixelCNN families at beta 1 and -+v at 1.1 without KL annealing, plateau
+                or 20 epochs: 7 runs, rows of their own beside the annealed ones (smoke: 3 runs)
+
+    rdvae repro broken-elbo --scale cpu --stage corner --workers 2 --out runs/be-cpu
+
 `run(..., families=..., betas=...)` restricts the grid (the same settings otherwise), for
-running part of a scale where the whole does not fit.
+running part of a scale where the whole does not fit; `families` restricts any stage.
 """
 
 from __future__ import annotations
@@ -45,16 +56,26 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rdvae.data import load_dataset
+from rdvae.errors import ConfigError
 from rdvae.fid.classifier import feature_classifier
 from rdvae.presets import options_for
-from rdvae.rundir import RunDir, write_json
+from rdvae.rundir import RunDir, read_json, write_json
 from rdvae.sweep import SweepSpec, product, run_sweep, sweep
 from rdvae.train import final_evaluation, load_run, train
 
-from ..common import check_scale, claims_table, markdown_table, write_csv
+from ..common import check_scale, markdown_table, write_csv
 from . import claims
 from . import figures as panels
+from .analysis import RESULT_COLUMNS, assess, draw_rd_figures, fig4_table, panel_runs, runs_table  # noqa: F401
 from .families import PAPER_CODES, paper_code
+from .paper import FIG4_FAMILY, PAPER_BETAS, PAPER_FIG4, PAPER_H_HAT  # noqa: F401 - the study's numbers
+from .regimes import (  # noqa: F401 - the regime rule, as the study names it
+    AUTODECODER_INFORMATION,
+    AUTOENCODER_DISTORTION,
+    SEMANTIC_RATE,
+    regime,
+)
+from .stages import GRID, check_stage, grow_sweep, run_names, stage_of
 from .toy import PAPER as PAPER_TOY
 from .toy import run_toy
 from .two_cluster import FORMS
@@ -64,24 +85,30 @@ DESCRIPTION = ("Alemi et al. 2018: the two-cluster toy (target rate vs ELBO) and
                "12 encoder/decoder/marginal families on static MNIST (figs. 2-4)")
 
 FAMILIES = PAPER_CODES
-FIG4_FAMILY = "-+v"
-PAPER_H_HAT = 80.2  # nats: best -ELBO over the paper's 209 runs, an upper bound on H
-# family -+v with KL annealing (fig. 4): beta -> (R, D, ELBO, regime)
-PAPER_FIG4 = {0.1: (156.0, 4.8, -161.0, "autoencoder"), 0.15: (120.3, 8.1, -128.0, "syntactic encoder"),
-              1.0: (6.2, 74.1, -80.3, "semantic encoder"), 1.1: (0.0004, 80.6, -80.6, "autodecoder")}
+SMOKE_PLATEAU = {"plateau_epochs": 1, "plateau_nats": 0.5, "decay_epochs": 1}
+# the plateau criterion of the cpu scale per decoder: PixelCNN (+) and MLP (-)
+CPU_PLATEAU = {"+": {"plateau_epochs": 2, "plateau_nats": 0.5, "decay_epochs": 2},
+               "-": {"plateau_epochs": 5, "plateau_nats": 0.5, "decay_epochs": 5}}
+# the cap of the cpu scale's unannealed PixelCNN runs (issue 30: at least 20): 7 runs of at most 20 epochs of
+# about 70 s on an idle core take at most about 1.6 h on 2 workers, within a stage's 2.5 h
+UNANNEALED_EPOCHS = 20
 
-PAPER_BETAS = (0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.1, 1.5, 2.0, 3.0, 5.0, 10.0)
 SCALES = {
     "smoke": dict(
         dataset="digits", binarize="static", families=("-+v", "--v", "+++"), family_prefix="",
         betas=(0.1, 1.0), anneal=(1,), epochs=3, batch_size=128, lr=1e-3, lr_schedule="plateau",
-        normalized_gradients=False, plateau={"plateau_epochs": 1, "plateau_nats": 0.5, "decay_epochs": 1},
+        normalized_gradients=False, plateau=SMOKE_PLATEAU,
         latent_dim=8, model={"made_hidden": [16, 16, 16], "pixelcnn_channels": 8, "pixelcnn_levels": 2,
                              "pixelcnn_resnet_layers": 1, "pseudo_inputs": 10},
         extra_pairs=((FIG4_FAMILY, 1.1),), train_examples=None, eval_examples=None, toy_steps=300,
         toy_seeds=2,
         grid_examples=3,
-        decoder_draws=2),
+        decoder_draws=2,
+        stages={"corner": dict(description="--v at beta 5 and 10, not annealed", decoder="-",
+                               betas=(5.0, 10.0), extra_pairs=(), anneal=0, epochs=3, plateau=SMOKE_PLATEAU),
+                "unannealed": dict(description="-+v and +++ at beta 1 and -+v at 1.1 without KL annealing",
+                                   decoder="+", betas=(1.0,), extra_pairs=((FIG4_FAMILY, 1.1),), anneal=0,
+                                   epochs=3, plateau=SMOKE_PLATEAU)}),
     # the 2 x 2 x 3 design with an MLP encoder and simple decoder and a narrow PixelCNN++ (the "mlp"-coded
     # families, families.py; sizes from benchmarks/family_steps.py and benchmarks/ar_decoders.py),
     # on all 50 000 images, each run to a plateau of its validation objective or its epoch cap; epochs,
@@ -92,13 +119,23 @@ SCALES = {
         extra_pairs=tuple((FIG4_FAMILY, b) for b in (0.15, 0.5, 1.1, 2.0)),
         anneal={"+": 1, "-": 0}, epochs={"+": 10, "-": 60}, batch_size=128, lr=1e-3, lr_schedule="plateau",
         normalized_gradients=False,
-        plateau={"+": {"plateau_epochs": 2, "plateau_nats": 0.5, "decay_epochs": 2},
-                 "-": {"plateau_epochs": 5, "plateau_nats": 0.5, "decay_epochs": 5}},
+        plateau=CPU_PLATEAU,
         latent_dim=64, model={"hidden": [512, 256], "activation": "relu", "pixelcnn_channels": 8,
                               "pixelcnn_levels": 3, "pixelcnn_resnet_layers": 1, "made_hidden": [256, 256],
                               "pseudo_inputs": 100},
         train_examples=None, eval_examples=None, toy_steps=10000, toy_seeds=10, grid_examples=5,
-        decoder_draws=5),
+        decoder_draws=5,
+        # the stages after the grid (issue 30): the simple decoders toward both corners, where claims on
+        # low rates and on the autoencoding corner speak, and the PixelCNN runs at beta = 1 without KL
+        # annealing, beside the grid's annealed ones (the paper ran both)
+        stages={"corner": dict(description="the 6 simple-decoder families at beta 0.1 (the autoencoding "
+                                           "corner), 5 and 10 (low rate), not annealed, plateau or 60 "
+                                           "epochs: 18 runs", decoder="-", betas=(0.1, 5.0, 10.0),
+                               extra_pairs=(), anneal=0, epochs=60, plateau=CPU_PLATEAU["-"]),
+                "unannealed": dict(description=f"the 6 PixelCNN families at beta 1 and -+v at 1.1 without KL "
+                                               f"annealing, plateau or {UNANNEALED_EPOCHS} epochs: 7 runs",
+                                   decoder="+", betas=(1.0,), extra_pairs=((FIG4_FAMILY, 1.1),), anneal=0,
+                                   epochs=UNANNEALED_EPOCHS, plateau=CPU_PLATEAU["+"])}),
     "paper": dict(
         dataset="binarized-mnist", binarize=None, families=FAMILIES, family_prefix="", betas=PAPER_BETAS,
         anneal=(0, 10), epochs=200, batch_size=100, lr=3e-4, lr_schedule="paper", normalized_gradients=True,
@@ -108,37 +145,6 @@ SCALES = {
         extra_pairs=(), train_examples=None, eval_examples=None, toy_steps=10000, toy_seeds=10,
         grid_examples=5, decoder_draws=5),
 }
-
-# --- regimes -------------------------------------------------------------------------------
-
-AUTODECODER_INFORMATION = 1.0   # nats of I_q(x; z): below it z tells (almost) nothing about x
-AUTOENCODER_DISTORTION = 0.075  # x H_hat: reconstructions (almost) exact
-SEMANTIC_RATE = 0.25            # x H_hat: rates above this encode pixel-level detail
-
-
-def regime(rate: float, distortion: float, mutual_info: float | None, entropy: float) -> str:
-    """The regime of a model at (R, D) with mutual information I_q(x; z), given an estimate H of
-    the data entropy (nats):
-
-        autodecoder        I_q < 1 nat                   (z tells almost nothing about x, whatever R is:
-                                                          R - I_q is the marginal's mismatch, not a code)
-        autoencoder        D < 0.075 H                   (near-perfect reconstruction)
-        syntactic encoder  R >= 0.25 H, otherwise        (encodes pixel-level detail)
-        semantic encoder   otherwise                     (a few nats: what the digit is)
-
-    Applied in this order. I_q None (not measured) falls back to R, its upper bound. With H = 80.2
-    nats it labels the paper's four -+v models (fig. 4) as the paper does: (156, 4.8) autoencoder,
-    (120.3, 8.1) syntactic, (6.2, 74.1) semantic, (0.0004, 80.6) autodecoder.
-    """
-    information = rate if mutual_info is None else min(mutual_info, rate)
-    if information < AUTODECODER_INFORMATION:
-        return "autodecoder"
-    if distortion < AUTOENCODER_DISTORTION * entropy:
-        return "autoencoder"
-    if rate >= SEMANTIC_RATE * entropy:
-        return "syntactic encoder"
-    return "semantic encoder"
-
 
 # --- MNIST sweep ---------------------------------------------------------------------------
 
@@ -151,23 +157,37 @@ def scale_settings(scale: str, overrides: dict | None = None) -> dict:
     return {**s, **(overrides or {})}
 
 
+def _families(families: Sequence[str] | None, s: dict) -> tuple[str, ...]:
+    """The given paper codes (default: the scale's), or a ConfigError naming the unknown ones."""
+    families = tuple(families or s["families"])
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ConfigError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
+    return families
+
+
+def _steps_per_epoch(s: dict) -> int:
+    return math.ceil((s["train_examples"] or _train_size(s["dataset"])) / s["batch_size"])
+
+
+def _base(s: dict) -> dict:
+    """The settings every run of a scale shares."""
+    return {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
+            "batch_size": s["batch_size"], "lr": s["lr"],
+            "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
+            "eval_batch_size": 500}
+
+
 def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequence[float] | None = None,
                overrides: dict | None = None, pairs: Sequence[tuple[str, float]] | None = None) -> SweepSpec:
-    """The sweep of a scale (optionally restricted to some families / betas, or to explicit
+    """The sweep of a scale's grid stage (optionally restricted to some families / betas, or to explicit
     (family, beta) pairs). Families are given by their paper codes; the scale's family_prefix names
     the registered family each code trains ("mlp" + "-+v" at the cpu scale). Betas and KL annealing
     may differ by decoder (a mapping from the decoder's code, "-" or "+")."""
     s = scale_settings(scale, overrides)
-    families = tuple(families or s["families"])
-    unknown = [f for f in families if f not in FAMILIES]
-    if unknown:
-        raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
-    train_size = s["train_examples"] or _train_size(s["dataset"])
-    steps_per_epoch = math.ceil(train_size / s["batch_size"])
-    base = {"dataset": s["dataset"], "binarize": s["binarize"], "latent_dim": s["latent_dim"],
-            "batch_size": s["batch_size"], "lr": s["lr"],
-            "lr_schedule": s["lr_schedule"], "normalized_gradients": s["normalized_gradients"], "seed": 0,
-            "eval_batch_size": 500}
+    families = _families(families, s)
+    steps_per_epoch = _steps_per_epoch(s)
+    base = _base(s)
     if not pairs:  # the grid, then the fig. 4 betas of -+v that it lacks
         pairs = [(f, b) for f in families for b in (betas or _by_decoder(s["betas"], f))]
         pairs += [(f, b) for f, b in s["extra_pairs"] if f in families and (f, b) not in pairs]
@@ -190,6 +210,44 @@ def mnist_spec(scale: str, families: Sequence[str] | None = None, betas: Sequenc
             points = product(points, sweep("kl_anneal_steps", anneal))
     return SweepSpec(base=base, points=[{**p, "model": options_for(p["family"], s["model"])} for p in points],
                      names=names)
+
+
+def stage_spec(scale: str, stage: str, families: Sequence[str] | None = None,
+               overrides: dict | None = None) -> SweepSpec:
+    """The runs a stage of a scale adds (stages.py): the grid stage's sweep (mnist_spec), or a further
+    stage's (SCALES[scale]["stages"][stage]: the scale's families of one decoder at the stage's betas,
+    and its extra (family, beta) pairs, each with the stage's epochs, plateau criterion and KL annealing,
+    named "<stage>-family=<code>_beta=<beta>"). `families` (paper codes) keeps only those."""
+    s = scale_settings(scale, overrides)
+    check_stage(stage, scale, s)
+    if stage == GRID:
+        return mnist_spec(scale, families, overrides=overrides)
+    settings = s["stages"][stage]
+    families = _families(families, s)
+    pairs = [(f, b) for f in s["families"] if f in families and f[1] == settings["decoder"]
+             for b in settings["betas"]]
+    pairs += [(f, b) for f, b in settings["extra_pairs"] if f in families and (f, b) not in pairs]
+    if not pairs:
+        raise ConfigError(f"stage {stage!r} has no runs among the families {', '.join(families)} (it trains "
+                          f"{settings['description']})")
+    anneal_steps = settings["anneal"] * _steps_per_epoch(s)
+    points = [{"family": s["family_prefix"] + f, "beta": b, "epochs": settings["epochs"],
+               **settings["plateau"], "kl_anneal_steps": anneal_steps,
+               "model": options_for(s["family_prefix"] + f, s["model"])} for f, b in pairs]
+    return SweepSpec(base=_base(s), points=points, names=run_names(stage, pairs))
+
+
+def grid_annealing(scale: str) -> dict[str, bool]:
+    """Whether the grid stage of a scale KL-anneals a family's runs, by its decoder ("+", "-"): what a
+    results CSV written before the annealed column existed leaves to be known (analysis.read_results).
+    ConfigError for a scale whose grid trains each run both with and without annealing."""
+    anneal = scale_settings(scale)["anneal"]
+    if _per_decoder(anneal):
+        return {d: anneal[d] > 0 for d in "+-"}
+    if len(anneal) > 1:
+        raise ConfigError(f"the {scale} grid trains every run with and without KL annealing; its results "
+                          "CSVs say which run was annealed (the annealed column)")
+    return {d: anneal[0] > 0 for d in "+-"}
 
 
 def _by_decoder(setting, code: str):
@@ -218,13 +276,19 @@ def _subset(dataset, train_examples: int | None, eval_examples: int | None):
 
 def run_mnist(scale: str, out: Path, families=None, betas=None, progress: bool = True,
               overrides: dict | None = None, shard: tuple[int, int] | None = None,
-              pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None) -> list[dict]:
-    """Train the grid into out/runs/ and gather results.csv with rdvae.sweep. With a reduced
-    training set (cpu scale) the runs are trained here on that subset and then recorded by the
+              pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None,
+              stage: str = GRID) -> list[dict]:
+    """Train a stage's runs into out/runs/ and gather results.csv with rdvae.sweep: the folder's sweep
+    grown by the stage's runs (stages.grow_sweep), so that every run of every stage trained there is a
+    row. With a reduced training set the runs are trained here on that subset and then recorded by the
     sweep; otherwise the sweep trains them itself. `shard=(k, n)` trains only the runs whose
     index is k mod n and records nothing (n processes side by side; then run once unsharded)."""
     s = scale_settings(scale, overrides)
-    spec = mnist_spec(scale, families, betas, overrides, pairs)
+    if stage == GRID:
+        spec = mnist_spec(scale, families, betas, overrides, pairs)
+    else:
+        spec = stage_spec(scale, stage, families, overrides)
+    spec = grow_sweep(out, spec)
     if s["train_examples"] or s["eval_examples"]:
         full = load_dataset(s["dataset"], binarize=s["binarize"])
         data = _subset(full, s["train_examples"], s["eval_examples"])
@@ -260,17 +324,20 @@ def _reevaluate(run_dir: Path, data) -> dict:
 
 def fig4_panel(out: Path, rows: list[dict], examples: int, decoder_draws: int = 5) -> list[str]:
     """Fig. 4a/b: reconstructions (z resampled, several decoder draws per z) and samples of the -+v
-    runs, in order of beta."""
+    runs, in order of beta (at one beta the KL-annealed run first)."""
     from rdvae.plots import reconstruction_grid, samples_grid, save_figure
     from rdvae.plots.sweep_figures import pick_inputs
 
-    chosen = sorted((r for r in rows if paper_code(r["family"]) == FIG4_FAMILY), key=lambda r: r["beta"])
+    chosen = sorted((r for r in rows if paper_code(r["family"]) == FIG4_FAMILY),
+                    key=lambda r: (r["beta"], not r.get("annealed")))
     if not chosen:
         return []
+    mixed = len({r.get("annealed") for r in chosen}) > 1   # say which runs were annealed where both are shown
     models, x = [], None
     for row in chosen:
         trained = load_run(out / row["run_dir"], device="cpu")
-        label = f"β = {row['beta']:g}\nR {row['rate']:.1f}, D {row['distortion']:.1f}\n{row['regime']}"
+        kind = (", annealed" if row.get("annealed") else ", not annealed") if mixed else ""
+        label = f"β = {row['beta']:g}{kind}\nR {row['rate']:.1f}, D {row['distortion']:.1f}\n{row['regime']}"
         models.append((label, trained.model))
         if x is None:
             ds = trained.dataset
@@ -293,7 +360,7 @@ def fig4_from_runs(run_dirs: Sequence[str | Path], out: str | Path, h_hat: float
         summary = RunDir(run_dir).read_summary()
         if summary.get("status") != "done":
             raise ValueError(f"{run_dir} is not a finished run (train or resume it first)")
-        rows.append({**summary, "run_dir": str(Path(run_dir).resolve()),
+        rows.append({**summary, **run_facts(run_dir), "run_dir": str(Path(run_dir).resolve()),
                      "regime": regime(summary["rate"], summary["distortion"], summary.get("mutual_info"),
                                        h_hat)})
     figures = fig4_panel(Path(out), rows, examples, decoder_draws)
@@ -301,49 +368,6 @@ def fig4_from_runs(run_dirs: Sequence[str | Path], out: str | Path, h_hat: float
 
 
 # --- tables --------------------------------------------------------------------------------
-
-def _f(value, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def fig4_table(rows: list[dict]) -> str:
-    """The -+v runs by beta beside the paper's four fig. 4 models."""
-    measured = {r["beta"]: r for r in rows if paper_code(r["family"]) == FIG4_FAMILY}
-    lines = []
-    for beta in sorted(set(measured) | set(PAPER_FIG4)):
-        r = measured.get(beta)
-        cells = ([_f(r["rate"]), _f(r["distortion"]), _f(-r["elbo"]), _f(r.get("mutual_info")),
-                  _kept(r), r["regime"]] if r else ["not run"] * 6)
-        paper = PAPER_FIG4.get(beta)
-        paper_cells = [f"{paper[0]:g}", f"{paper[1]:g}", f"{paper[2]:g}", paper[3]] if paper else [""] * 4
-        lines.append([f"{beta:g}", *cells, *paper_cells])
-    return markdown_table(["beta", "R", "D", "-ELBO", "I_q", "class kept", "regime", "paper R", "paper D",
-                           "paper ELBO", "paper regime"], lines)
-
-
-def _kept(row: dict) -> str:
-    """Class agreement of reconstructions with their inputs, and Cohen's kappa."""
-    if row.get("class_agreement") is None:
-        return "n/a"
-    kappa = claims.kappa(row["class_agreement"], row.get("class_chance"))
-    return f"{row['class_agreement']:.0%}" + ("" if kappa is None else f" (κ {kappa:.2f})")
-
-
-def runs_table(rows: list[dict]) -> str:
-    """Every run: R, D, -ELBO, I_q, active units, regime, class agreement, and how it stopped
-    (epochs trained of the cap; converged: the plateau criterion was met; gain: the validation
-    objective's improvement over the last k epochs when training stopped improving or hit the cap)."""
-    lines = []
-    for r in sorted(rows, key=lambda r: (paper_code(r["family"]), r["beta"])):
-        converged = {True: "yes", False: "no (cap)", None: "n/a"}[r.get("converged")]
-        lines.append([f"`{paper_code(r['family'])}`", f"{r['beta']:g}", _f(r["rate"]), _f(r["distortion"]),
-                      _f(-r["elbo"]), _f(r.get("mutual_info")), r.get("active_units", "n/a"), _kept(r),
-                      r["regime"], "yes" if r.get("on_frontier") else "",
-                      f"{r.get('epochs_trained') or r.get('epochs')}/{r.get('epochs')}", converged,
-                      _f(r.get("plateau_gain"))])
-    return markdown_table(["family", "beta", "R", "D", "-ELBO", "I_q", "active units", "class kept", "regime",
-                           "frontier", "epochs", "converged", "last-k gain"], lines)
-
 
 def toy_table(toy: dict) -> str:
     """Both objectives for each reading of the toy model beside the true process and the paper."""
@@ -378,12 +402,6 @@ def toy_seeds_table(seeds: list[dict], entropy: float) -> str:
 
 # the grey-level dataset whose classifier judges whether reconstructions keep the class
 CLASSIFIER_DATA = {"binarized-mnist": "mnist", "digits": "digits"}
-RESULT_COLUMNS = ("family", "code", "beta", "rate", "distortion", "elbo", "mutual_info", "active_units",
-                  "regime", "class_agreement", "class_chance", "class_kappa", "on_frontier", "epochs",
-                  "epochs_trained", "converged",
-                  "plateau_gain", "train_seconds", "run_dir")
-
-
 # which test images class agreement is measured on (kept in the summary with the result)
 CLASS_INPUTS = f"{claims.CLASS_EXAMPLES} evenly spaced"
 
@@ -414,92 +432,106 @@ def measure_class_agreement(sweep_dir: Path, rows: list[dict], dataset: str, pro
                    class_kappa=claims.kappa(summary["class_agreement"], summary["class_chance"]))
 
 
-def analyse_mnist(sweep_dir: Path, rows: list[dict], s: dict, progress: bool = True) -> dict:
-    """Regimes, class agreement, the frontier, the claims table, the figures and the results CSV of
-    a grid's finished runs."""
-    from rdvae.plots import plot_sweep
+def run_facts(run_dir: str | Path) -> dict:
+    """What a run's folder says of it beyond its summary: whether it was KL-annealed (its config's
+    kl_anneal_steps > 0) and the stage it belongs to (its name, stages.stage_of)."""
+    config = RunDir(run_dir).read_config()
+    return {"annealed": (config.get("kl_anneal_steps") or 0) > 0, "stage": stage_of(str(run_dir))}
 
+
+def analyse_mnist(sweep_dir: Path, rows: list[dict], s: dict, progress: bool = True) -> dict:
+    """Regimes, class agreement, the frontier, the claims, the figures and the results CSV of the
+    finished runs of every stage trained in `sweep_dir` (analysis.assess, with what needs the trained
+    models: class agreement, figs. 4a/b, 4c, 4d, 5 and 6)."""
     rows = [dict(r) for r in rows if r.get("status") == "done"]
     if not rows:
         raise RuntimeError(f"no finished runs in {sweep_dir}; train the grid first")
     for r in rows:
-        r["code"] = paper_code(r["family"])
-    h_hat = min(-r["elbo"] for r in rows)
-    for r in rows:
-        r["regime"] = regime(r["rate"], r["distortion"], r.get("mutual_info"), h_hat)
+        r.update(run_facts(sweep_dir / r["run_dir"]), run_dir=r["run_dir"])
     measure_class_agreement(sweep_dir, rows, s["dataset"], progress)
-    claims.mark_frontier(rows)
-    checked = claims.check_claims(rows, h_hat)
-    figures = plot_sweep(sweep_dir, grids=False)["files"]
+    rows, summary = assess(rows)
+    figures = draw_rd_figures(rows, sweep_dir / "figures", _where(rows))
     figures += fig4_panel(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
     figures += model_panels(sweep_dir, rows, s["grid_examples"], s["decoder_draws"])
     csv_path = sweep_dir / "broken_elbo_results.csv"
-    write_csv(csv_path, sorted(rows, key=lambda r: (r["code"], r["beta"])), RESULT_COLUMNS)
-    low_rate = {}
-    for decoder in "-+":
-        near_zero = [-r["elbo"] for r in rows if r["code"][1] == decoder and r["rate"] < 5.0]
-        low_rate[decoder] = min(near_zero) if near_zero else None
-    return dict(
-        h_hat=h_hat, paper_h_hat=PAPER_H_HAT,
-        h_hat_run=next(r["run_dir"] for r in rows if -r["elbo"] == h_hat),
-        best_low_rate_neg_elbo={"simple": low_rate["-"], "autoregressive": low_rate["+"]},
-        runs=[{k: r.get(k) for k in RESULT_COLUMNS} for r in rows],
-        claims=checked, claims_table=claims_table(checked),
-        fig4_table=fig4_table(rows), runs_table=runs_table(rows), figures=figures,
-        results_csv=str(csv_path), train_seconds=sum(r.get("train_seconds") or 0 for r in rows))
+    write_csv(csv_path, sorted(rows, key=lambda r: (r["code"], r["beta"], not r["annealed"])), RESULT_COLUMNS)
+    return {**summary, "figures": figures, "results_csv": str(csv_path)}
+
+
+def _where(rows: list[dict]) -> str:
+    """'binarized-mnist, test split': the data the runs were evaluated on."""
+    first = rows[0]
+    return ", ".join(str(v) for v in (first.get("dataset"), first.get("split") and f"{first['split']} split")
+                     if v)
 
 
 def model_panels(sweep_dir: Path, rows: list[dict], examples: int, decoder_draws: int) -> list[str]:
     """Figs. 4c (four families at beta = 1), 5 (every family at beta = 1), 4d (frontier models of
     near-identical ELBO) and 6 (a walk along the frontier): reconstructions and samples of each."""
     figures = sweep_dir / "figures"
-    chosen = {
-        "fig4c": (panels.families_at_beta(rows, 1.0, panels.FIG4C_CODES), "Fig. 4c: four families at β = 1"),
-        "fig5": (panels.families_at_beta(rows, 1.0), "Fig. 5: every family at β = 1"),
-        "fig4d": (panels.same_elbo(rows), "Fig. 4d: frontier models of near-identical ELBO"),
-        "fig6": (panels.frontier_walk(rows), "Fig. 6: a walk along the frontier"),
-    }
+    titles = {"fig4c": "Fig. 4c: four families at β = 1", "fig5": "Fig. 5: every family at β = 1",
+              "fig4d": "Fig. 4d: frontier models of near-identical ELBO",
+              "fig6": "Fig. 6: a walk along the frontier"}
     files = []
-    for stem, (runs, title) in chosen.items():
-        files += panels.draw_model_panel(sweep_dir, runs, figures / stem, title, inputs=examples,
+    for stem, runs in panel_runs(rows).items():
+        files += panels.draw_model_panel(sweep_dir, runs, figures / stem, titles[stem], inputs=examples,
                                          decoder_draws=decoder_draws)
     return files
 
 
 # --- entry point ---------------------------------------------------------------------------
 
+def _toy_result(toy_out: dict) -> dict:
+    """The toy's part of result.json (and its tables) from what run_toy returned (toy.json)."""
+    keys = ("rate", "distortion", "cluster_masses", "class_agreement")
+    result: dict = {"toy": {"optimal": {k: toy_out["optimal"][k] for k in keys}}}
+    for form in FORMS:
+        result["toy"][form] = {obj: {k: toy_out[form][obj][k] for k in keys}
+                               for obj in ("elbo", "target_rate")}
+    if "seeds" in toy_out:
+        result["toy"]["seeds"] = toy_out["seeds"]
+        result["toy_seeds_table"] = toy_seeds_table(toy_out["seeds"], toy_out["data"]["entropy"])
+    result["toy"]["data"] = {k: toy_out["data"][k]
+                             for k in ("sigma", "centres", "mutual_information", "entropy")}
+    result["toy_table"] = toy_table(toy_out)
+    return result
+
+
 def run(scale: str, out: Path, progress: bool = True, families: Sequence[str] | None = None,
         betas: Sequence[float] | None = None, toy: bool = True, mnist: bool = True,
         overrides: dict | None = None, shard: tuple[int, int] | None = None,
-        pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None) -> dict:
+        pairs: Sequence[tuple[str, float]] | None = None, workers: int | None = None,
+        stage: str = GRID) -> dict:
     """The reproduction at `scale` into `out`; families / betas / overrides (SCALES keys)
     restrict or shrink it, shard=(k, n) only trains every n-th MNIST run (see run_mnist); `workers`
-    training processes share the cores (rdvae.sweep's local pool; 1: one after another)."""
+    training processes share the cores (rdvae.sweep's local pool; 1: one after another).
+
+    `stage` (stages.py; a scale's stages: stages.stage_names): "grid" trains the toy and the scale's grid;
+    another stage adds its runs to the same MNIST sweep folder and trains no toy (result.json takes the
+    toy's results from out/toy.json where an earlier call left them). Every stage ends with the analysis
+    of every finished run in the folder. betas and pairs restrict the grid stage only."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     s = scale_settings(scale, overrides)
+    check_stage(stage, scale, s)
+    if stage != GRID and (betas or pairs):
+        raise ConfigError(f"betas and pairs restrict the grid stage; stage {stage!r} trains its own runs "
+                          f"({s['stages'][stage]['description']}); drop them (families may restrict it)")
+    out.mkdir(parents=True, exist_ok=True)
     if shard is not None:
-        run_mnist(scale, out / "mnist", families, betas, progress, overrides, shard, pairs)
-        return {"scale": scale, "shard": list(shard)}
+        run_mnist(scale, out / "mnist", families, betas, progress, overrides, shard, pairs, stage=stage)
+        return {"scale": scale, "stage": stage, "shard": list(shard)}
     started = time.monotonic()
-    result: dict = {"scale": scale}
-    if toy:
+    result: dict = {"scale": scale, "stage": stage}
+    if toy and stage == GRID:
         toy_out = run_toy(out, s["toy_steps"], progress=progress, seeds=s["toy_seeds"])
         write_json(out / "toy.json", toy_out)
-        keys = ("rate", "distortion", "cluster_masses", "class_agreement")
-        result["toy"] = {"optimal": {k: toy_out["optimal"][k] for k in keys}}
-        for form in FORMS:
-            result["toy"][form] = {obj: {k: toy_out[form][obj][k] for k in keys}
-                                   for obj in ("elbo", "target_rate")}
-        if "seeds" in toy_out:
-            result["toy"]["seeds"] = toy_out["seeds"]
-            result["toy_seeds_table"] = toy_seeds_table(toy_out["seeds"], toy_out["data"]["entropy"])
-        result["toy"]["data"] = {k: toy_out["data"][k] for k in ("sigma", "centres", "mutual_information",
-                                                                 "entropy")}
-        result["toy_table"] = toy_table(toy_out)
+        result.update(_toy_result(toy_out))
+    elif toy and (out / "toy.json").exists():
+        result.update(_toy_result(read_json(out / "toy.json")))
     if mnist:
         sweep_dir = out / "mnist"
-        rows = run_mnist(scale, sweep_dir, families, betas, progress, overrides, pairs=pairs, workers=workers)
+        rows = run_mnist(scale, sweep_dir, families, betas, progress, overrides, pairs=pairs, workers=workers,
+                         stage=stage)
         result.update(analyse_mnist(sweep_dir, rows, s, progress))
     result["seconds"] = time.monotonic() - started
     write_json(out / "result.json", result)
