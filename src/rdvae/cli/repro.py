@@ -63,8 +63,8 @@ def register(sub) -> None:
                         "instead of rdvae's classifier features, for reproductions that take one "
                         "(gan-decoder)")
     p.add_argument("--stage", default=None, metavar="NAME",
-                   help="run one named stage of a reproduction that has them, continuing it where it stopped, "
-                        "so that long work can be done in parts (gan-decoder: gan, stage1-encoder, "
+                   help="run one named stage of a reproduction that has them, continuing it where it "
+                        "stopped, so that long work can be done in parts (gan-decoder: gan, stage1-encoder, "
                         "stage2-joint, report; default every stage in order. broken-elbo: grid, corner, "
                         "unannealed; default grid)")
     add_common(p, out_help="where the results go (default: runs/repro-NAME-SCALE)")
