@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-import rdvae.presets as presets
+import rdvae.model as model
 from rdvae.cli.options import parse_assignment
 from rdvae.evaluate import evaluate_model
 from rdvae.objectives.multi_rate import MultiRateObjective
@@ -34,13 +34,13 @@ from rdvae.train import TrainConfig, load_run, train
 def ungate(name: str) -> None:
     """Build mr-mlp without the gate on one layer (the layer's plain version stays)."""
     if name == "raw_variance":
-        gated = presets.multi_rate_encoder
+        gated = model.multi_rate_encoder
 
         def encoder(module, *args, **options):
             module = gated(module, *args, **options)
             module.raw_variance = module.raw_variance.layer
             return module
-        presets.multi_rate_encoder = encoder
+        model.multi_rate_encoder = encoder   # MultiRateVAE gates its encoder with it
 
 
 def per_batch_beta() -> None:
