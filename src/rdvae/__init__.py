@@ -26,6 +26,8 @@ _EXPORTS = {
     "register_logger": "rdvae.registry", "register_epoch_figure": "rdvae.registry",
     "register_study": "rdvae.registry",
     "register_executor": "rdvae.sweep.executors", "register_optimizer": "rdvae.engine.optimizers",
+    "fit": "rdvae.engine", "Plan": "rdvae.engine", "Step": "rdvae.engine", "Callback": "rdvae.engine",
+    "FitOptions": "rdvae.engine",
     "Logger": "rdvae.tracking",
     "register_family": "rdvae.presets", "build_model": "rdvae.presets", "Family": "rdvae.presets",
     "ConfigError": "rdvae.errors",
