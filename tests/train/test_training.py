@@ -142,3 +142,28 @@ def test_weights_that_do_not_fit_the_config_fail_with_a_hint(tmp_path):
     save_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8], latent_gate=False))
     with pytest.raises(ConfigError, match=r"(?s)do not fit the model .* config\.json.*Missing key"):
         load_weights(run, build_model("mr-mlp", (1, 6, 6), latent_dim=3, hidden=[8]))
+
+
+def test_a_checkpoint_in_the_layout_before_the_engine_resumes_to_the_same_weights(tmp_path):
+    """Checkpoints written by the VAE trainer before rdvae.engine kept the epoch's sums as a list
+    [loss, R, D] with the objective's terms apart, and the plateau state among the counters; a run
+    interrupted then resumes as it always did."""
+    from rdvae.rundir import TRAINER_STATE, save_tensors
+
+    config = TrainConfig(**SMALL, epochs=2, checkpoint_minutes=0.0, plateau_epochs=1, plateau_nats=0.0)
+    train(config, tmp_path / "full", progress=False)
+    with pytest.raises(Interrupt):
+        train(config, tmp_path / "cut", progress=False, on_step=stop_at(8))
+    state = RunDir(tmp_path / "cut") / TRAINER_STATE
+    tensors, meta = load_tensors(state)
+    counters = meta["counters"]
+    sums = counters["epoch_sums"]
+    counters["epoch_sums"] = [sums.pop("loss"), sums.pop("rate"), sums.pop("distortion")]
+    counters["epoch_terms"] = sums
+    counters.update(meta["callbacks"]["plateau"])
+    legacy = {k: v for k, v in meta.items() if k not in ("callbacks", "plan", "stop_reason")}
+    save_tensors(state, tensors, legacy)
+    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["elbo"] == RunDir(tmp_path / "full").read_summary()["elbo"]
