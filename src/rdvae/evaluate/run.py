@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..data.dataset import SPLITS
 from ..errors import ConfigError
 from ..rundir import CONFIG, SUMMARY, RunDir, write_json
 from .measures import plan_measures, run_measures
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 # what an evaluation of a run measures when no measures are named (rdvae eval RUN)
 DEFAULT_MEASURES = ("rate-distortion", "mutual-info", "active-units")
-SPLITS = ("train", "valid", "test")
 
 
 @dataclass

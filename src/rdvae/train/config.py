@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 from ..components.multi_rate import DEFAULT_BETA_RANGE
 from ..data import DataError
+from ..data.dataset import SPLITS
 from ..data.registry import check_dataset_options
 from ..device import DEVICE_PATTERN, PRECISIONS, SEED_MAX
 from ..engine.optimizers import OPTIMIZERS
@@ -36,7 +37,6 @@ from ..settings import (
 LR_SCHEDULES = ("constant", "paper", "cosine", "plateau")
 AUTO = "auto"
 BINARIZE_CHOICES = (None, "static", "dynamic", "threshold", AUTO)
-SPLITS = ("train", "valid", "test")
 # mappings of options that --set KEY.NAME=VALUE and a sweep's grid reach by their dotted names
 OPTION_FIELDS = ("model", "objective_options", "optimizer_options", "data", "log_options")
 # config fields that are objective parameters: a registered objective takes those it names

@@ -67,11 +67,17 @@ def test_the_guard_keeps_the_epoch_before_the_fid_rose(tmp_path, monkeypatch):
 
 
 def test_bad_settings_are_one_line_errors(tmp_path):
-    with pytest.raises(ConfigError, match="collapse_tolerance must be a number in"):
+    with pytest.raises(ConfigError, match="collapse_tolerance must be a number >= 0, got -1"):
         tiny(collapse_tolerance=-1).validated()
+    with pytest.raises(ConfigError, match="adam_beta1 must be below 1, got 1.0"):
+        tiny(adam_beta1=1.0).validated()
+    with pytest.raises(ConfigError, match="lr must be a positive number, got 0"):
+        tiny(lr=0).validated()
+    with pytest.raises(ConfigError, match="kind must be one of gan"):
+        tiny(kind="vae").validated()
     with pytest.raises(ConfigError, match="fid_samples must be an integer >= 2, got 1"):
         tiny(fid_samples=1).validated()
-    with pytest.raises(ConfigError, match="inception must be the path of a TorchScript file or null, got 5"):
+    with pytest.raises(ConfigError, match="inception must be null or the path of a TorchScript file, got 5"):
         tiny(inception=5).validated()
     with pytest.raises(ConfigError, match="dataset must be a dataset name or path, got 5"):
         tiny(dataset=5).validated()

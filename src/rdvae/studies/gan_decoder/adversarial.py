@@ -20,13 +20,14 @@ exactly where it stopped.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from rdvae.data import load_dataset
+from rdvae.data.dataset import SPLITS
 from rdvae.device import SEED_MAX, check_device, resolve_device, seeded
 from rdvae.engine import (
     FitOptions,
@@ -41,6 +42,7 @@ from rdvae.engine import (
 from rdvae.engine.optimizers import build_optimizer
 from rdvae.errors import ConfigError
 from rdvae.rundir import METRICS, TRAINER_STATE, WEIGHTS, RunDir, load_tensors
+from rdvae.settings import check_fields, choice, integer, mapping, number, string
 
 from .dcgan import GAN, NDF, NGF, dcgan
 
@@ -50,61 +52,37 @@ MAX_CONSECUTIVE_SKIPS = 100
 
 @dataclass
 class GANConfig:
-    """Everything that rebuilds and re-runs a GAN run."""
+    """Everything that rebuilds and re-runs a GAN run; each field declared once (rdvae.settings)."""
 
-    dataset: str = "mnist"
-    data: dict = field(default_factory=dict)   # the dataset loader's options (e.g. pad=2)
-    latent_dim: int = 100
-    ngf: int = NGF
-    ndf: int = NDF
-    epochs: int = 5                 # the cap; the guard may stop earlier
-    batch_size: int = 128
-    lr: float = 2e-4
-    adam_beta1: float = 0.5
-    adam_beta2: float = 0.999
-    seed: int = 0
-    device: str = "auto"
-    fid_samples: int = 2000         # generated images per epoch for the guard
-    fid_split: str = "valid"        # the held-out images they are compared with
-    collapse_tolerance: float = 0.05   # an FID more than this fraction above the previous epoch's stops
-    classifier_epochs: int = 2      # of the FID feature classifier (rdvae.fid.feature_classifier)
-    inception: str | None = None    # a TorchScript feature network for the FID instead (rdvae.fid.inception)
-    checkpoint_minutes: float = 10.0   # also checkpoint mid-epoch this often (0: every step)
-    kind: str = KIND
+    dataset: str = string("mnist", "the images the GAN learns", what="a dataset name or path",
+                          accept=bool)
+    data: dict = mapping("the dataset loader's options (e.g. pad=2)")
+    latent_dim: int = integer(100, "dimensions of the generator's input z", low=1)
+    ngf: int = integer(NGF, "the generator's width", low=1)
+    ndf: int = integer(NDF, "the discriminator's width", low=1)
+    epochs: int = integer(5, "the cap; the collapse guard may stop earlier", low=1)
+    batch_size: int = integer(128, "real images per update", low=1)
+    lr: float = number(2e-4, "both Adams' learning rate", low=0, low_open=True)
+    adam_beta1: float = number(0.5, "Adam's beta1", low=0, high=1, high_open=True)
+    adam_beta2: float = number(0.999, "Adam's beta2", low=0, high=1, high_open=True)
+    seed: int = integer(0, "seed of the weights, batches and draws", low=0, high=SEED_MAX)
+    device: str = string("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    fid_samples: int = integer(2000, "generated images per epoch for the collapse guard", low=2)
+    fid_split: str = choice("valid", SPLITS, "the held-out images they are compared with")
+    collapse_tolerance: float = number(0.05, "an FID more than this fraction above the previous epoch's "
+                                       "stops the run", low=0)
+    classifier_epochs: int = integer(2, "epochs of the FID feature classifier (rdvae.fid)", low=1)
+    inception: str | None = string(None, "a TorchScript feature network for the FID instead of rdvae's "
+                                   "classifier (rdvae.fid.inception)", optional=True,
+                                   what="the path of a TorchScript file")
+    checkpoint_minutes: float = number(10.0, "also checkpoint mid-epoch this often (0: every step)", low=0)
+    kind: str = choice(KIND, (KIND,), "what trains from this config")
 
     def validated(self) -> GANConfig:
-        def positive_int(name, low=1):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-
-        for name in ("latent_dim", "ngf", "ndf", "epochs", "batch_size", "classifier_epochs"):
-            positive_int(name)
-        positive_int("fid_samples", 2)
-        positive_int("seed", 0)
-        if self.seed > SEED_MAX:
-            raise ConfigError(f"seed must be at most {SEED_MAX}, got {self.seed}")
-        for name, low, high in (("lr", 0, math.inf), ("adam_beta1", 0, 1), ("adam_beta2", 0, 1),
-                                ("collapse_tolerance", 0, math.inf), ("checkpoint_minutes", 0, math.inf)):
-            value = getattr(self, name)
-            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or not (low <= value < high) or (name == "lr" and value <= 0):
-                extra = " and > 0" if name == "lr" else ""
-                raise ConfigError(f"{name} must be a number in [{low}, {high}){extra}, got {value!r}")
-        if self.fid_split not in ("train", "valid", "test"):
-            raise ConfigError(f"fid_split must be train, valid or test, got {self.fid_split!r}")
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise ConfigError(f"dataset must be a dataset name or path, got {self.dataset!r}")
-        if self.inception is not None and not isinstance(self.inception, str):
-            raise ConfigError("inception must be the path of a TorchScript file or null, "
-                              f"got {self.inception!r}")
+        check_fields(self)
         if self.inception is not None and not Path(self.inception).is_file():
             raise ConfigError(f"inception: no TorchScript feature network at {self.inception!r}; give the "
                               "file (rdvae downloads no weights) or null for rdvae's classifier features")
-        if not isinstance(self.data, dict):
-            raise ConfigError(f"data must be a mapping of the loader's options, got {self.data!r}")
-        if self.kind != KIND:
-            raise ConfigError(f"a GAN config has kind {KIND!r}, got {self.kind!r}")
         check_device(self.device)
         return self
 
