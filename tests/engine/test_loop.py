@@ -225,3 +225,13 @@ def test_an_expfam_toy_stage_killed_mid_run_resumes_to_the_same_model_and_curve(
     a, b = full_model.state_dict(), model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert all(p.requires_grad for p in model.parameters())   # the frozen decoder is thawed again
+
+
+def test_a_plan_whose_step_returns_no_step_gets_one_line_naming_the_fix():
+    class Bare(LeastSquares):
+        def training_step(self, batch, step, index):
+            return super().training_step(batch, step, index).loss
+
+    message = r"Bare.training_step must return an rdvae.engine.Step\(loss, figures\), got Tensor"
+    with pytest.raises(TypeError, match=message):
+        fit(Bare(), None, FitOptions(epochs=1, progress=False))

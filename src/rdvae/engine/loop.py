@@ -161,6 +161,9 @@ class Loop:
                 group["lr"] = base * factor
             with autocast(options.precision, self.device):
                 out: Step = self.plan.training_step(batch, step, index)
+            if not isinstance(out, Step):
+                raise TypeError(f"{type(self.plan).__name__}.training_step must return an rdvae.engine.Step"
+                                f"(loss, figures), got {type(out).__name__}")
             loss = out.loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
