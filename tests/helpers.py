@@ -79,11 +79,11 @@ def kill_at(monkeypatch, step: int) -> None:
 
     original = Loop.step
 
-    def step_or_die(self, batch):
+    def step_or_die(self, batch, *args, **kwargs):
         if self.counters["step"] == step:
             monkeypatch.setattr(Loop, "step", original)   # the resumed run steps on
             raise Interrupt
-        return original(self, batch)
+        return original(self, batch, *args, **kwargs)
 
     monkeypatch.setattr(Loop, "step", step_or_die)
 

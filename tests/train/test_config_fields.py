@@ -22,7 +22,7 @@ DECLARED = settings_of(TrainConfig)
 SMALL = {"dataset": "digits", "binarize": "static", "latent_dim": 2, "model": {"hidden": [8]}}
 # train's options that are not config fields, each set its own way (--set, trackers, the common ones)
 OTHER_TRAIN_OPTIONS = {"assignments", "log", "mlflow_uri", "wandb_project", "resume", "json", "plugins",
-                       "trust_plugins", "accept_plugin_changes", "progress", "threads", "out"}
+                       "trust_plugins", "accept_plugin_changes", "progress", "threads", "out", "nproc"}
 
 
 def bad_values(setting) -> list:

@@ -72,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..data import DataError
     from ..device import set_threads
+    from ..engine.distributed import RankLost
     from ..errors import ConfigError, EvaluationError
     from ..plugins import accept_plugin_changes, forget_consent, load_plugins, trust_plugins
     from ..train import TrainingDiverged
     from .options import out_directory
 
     parser = build_parser()
-    args = parser.parse_args(join_dash_values(sys.argv[1:] if argv is None else list(argv), parser))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(join_dash_values(argv, parser))
+    args.argv = argv   # the command as given (`rdvae train --nproc N` runs it again under torchrun)
     try:
         args.threads = set_threads(getattr(args, "threads", None))
         trust_plugins(bool(getattr(args, "trust_plugins", False)))
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "out", None) is not None:
             out_directory(args.out)
         result = args.handler(args)
-    except (UserError, ConfigError, DataError, EvaluationError, TrainingDiverged, FileNotFoundError,
+    except (UserError, ConfigError, DataError, EvaluationError, TrainingDiverged, RankLost, FileNotFoundError,
             IsADirectoryError, NotADirectoryError, PermissionError) as err:   # the last four: files as found
         message = " ".join(str(err).split())   # one line, whatever the message held
         print(f"rdvae {args.command}: error: {message}", file=sys.stderr)

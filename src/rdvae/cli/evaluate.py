@@ -1,5 +1,14 @@
 """`rdvae eval RUN_OR_SWEEP`: measure a trained run, or every finished run of a sweep, with registered
-measures (`rdvae list measures`); the library (rdvae.evaluate.run) decides where the results are stored."""
+measures (`rdvae list measures`); the library (rdvae.evaluate.run) decides where the results are stored.
+
+Distributed: started by torchrun (`torchrun --standalone --nproc-per-node N $(which rdvae) eval RUN ...`)
+each process joins the group (rdvae.engine.distributed.init with --device) and the run is measured with
+per-block streams, sharded over the ranks (rdvae.evaluate.sharded): rate-distortion, mutual-info,
+active-units, iw-nll, ais and surgery on every rank; the other measures (bdmc, retrieval, fid, a plugin's)
+after them on rank 0 alone; rank 0 alone writes and prints. `rdvae eval RUN --sharded` makes the same
+evaluation in one process: the figures a torchrun evaluation with the same --block equals. A sweep and
+--betas are evaluated in one process only.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from .options import add_common, non_negative_int, parse_assignment, positive_fl
 
 AIS_CPU_EXAMPLES = 100   # --ais on a CPU without --examples: a random subset of this many
 AIS_LEAPFROG = 5         # rdvae.evaluate.ais.LEAPFROG, written here so that `rdvae --help` imports no torch
+SHARDED_BLOCK = 500      # rdvae.evaluate.sharded.DEFAULT_BLOCK, likewise
 
 
 def register(sub) -> None:
@@ -54,6 +64,23 @@ def register(sub) -> None:
     p.add_argument("--surgery-split-points", type=non_negative_int, default=5000, metavar="M",
                    help="draws used for the total correlation / dimension-wise split, which costs "
                         "N x d per draw (default 5000; 0: skip the split)")
+    shard = p.add_argument_group(
+        "sharded evaluation",
+        "Under torchrun (`torchrun --standalone --nproc-per-node N $(which rdvae) eval RUN ...`) the run is "
+        "evaluated by N processes: the examples are cut into blocks whose Monte Carlo draws are seeded per "
+        "block and measure, each process measures its blocks, and the per-example values are gathered, so "
+        "that the figures do not depend on N. rate-distortion, mutual-info (q(z) over all the examples on "
+        "every rank), active-units, iw-nll, ais and surgery are sharded; the other measures (bdmc, "
+        "retrieval, fid, a plugin's) run after them on rank 0 alone, which writes and prints. Stored with "
+        "eval_streams=per-block, eval_world_size and eval_block. A sweep and --betas are not evaluated under "
+        "torchrun.")
+    shard.add_argument("--sharded", action="store_true",
+                       help="evaluate with per-block streams in this one process: the figures that a "
+                            "torchrun evaluation with the same --block, --seed and device type gives "
+                            "(implied under torchrun)")
+    shard.add_argument("--block", type=positive_int, default=None, metavar="B",
+                       help=f"examples per block of draws of a sharded evaluation (default: {SHARDED_BLOCK}; "
+                            "another block size draws otherwise)")
     ais = p.add_argument_group(
         "annealed importance sampling",
         "AIS log-likelihood (Wu et al. 2017) with HMC moves over a sigmoid schedule of betas, step sizes "
@@ -125,19 +152,47 @@ def requested_measures(args) -> dict[str, dict]:
 def run(args) -> dict:
     from pathlib import Path
 
+    from ..engine import distributed
     from ..evaluate.run import evaluate_run, is_sweep
     from . import UserError
 
     measures = requested_measures(args)
     if args.betas is not None and {"ais", "bdmc"} & set(measures):
         raise UserError("--ais measures the model as trained, not at --betas; run them separately")
-    if is_sweep(Path(args.run_dir)):
+    launched = distributed.launched()
+    sweep = is_sweep(Path(args.run_dir))
+    if launched or args.sharded:
+        how = "under torchrun" if launched else "with --sharded"
+        if sweep:
+            raise UserError(f"{args.run_dir} is a sweep directory; a sweep is evaluated in one process "
+                            f"without --sharded: evaluate its runs one by one {how}")
+        if args.betas is not None:
+            raise UserError(f"--betas evaluates a multi-rate run in one process; it cannot be used {how}")
+    elif args.block is not None:
+        raise UserError(f"--block {args.block} sets the blocks of a sharded evaluation: add --sharded (or "
+                        "start rdvae eval under torchrun)")
+    if sweep:
         return run_sweep(args, measures)
     if args.betas is not None:
         return run_betas(args, measures)
-    evaluation = evaluate_run(args.run_dir, measures, split=args.split, examples=subset_size(args, measures),
-                              seed=args.seed, batch_size=args.batch_size, precision=args.precision,
-                              progress=args.progress, device=args.device)
+    settings = dict(split=args.split, examples=subset_size(args, measures), seed=args.seed,
+                    batch_size=args.batch_size, precision=args.precision, progress=args.progress,
+                    device=args.device)
+    if args.sharded or launched:
+        settings.update(sharded=True, block=args.block)
+    if not launched:
+        evaluation = evaluate_run(args.run_dir, measures, **settings)
+        show(args.run_dir, evaluation)
+        return evaluation.result
+    distributed.init(args.device)   # join the group torchrun started: each rank measures its blocks
+    main = distributed.is_main()
+    try:
+        evaluation = evaluate_run(args.run_dir, measures, **settings)
+    finally:
+        distributed.shutdown()
+    if not main:   # rank 0 reports, and its --json line is the only one
+        args.json = False
+        return evaluation.result
     show(args.run_dir, evaluation)
     return evaluation.result
 
@@ -160,6 +215,9 @@ def show(label: str, evaluation) -> None:
         print(f"evaluating {evaluation.subset}")
     print(f"{label} ({trained.config.family} on {trained.config.dataset}, {evaluation.split} split)")
     print(format_report(evaluation.result, dims=math.prod(trained.dataset.event_shape)))
+    if evaluation.result.get("eval_streams"):
+        print(f"  ({evaluation.result['eval_streams']} streams, blocks of {evaluation.result['eval_block']} "
+              f"examples, {evaluation.result['eval_world_size']} process(es))")
     if evaluation.stored is not None:
         print(f"  written to {evaluation.stored}")
 

@@ -36,6 +36,10 @@ def register(sub) -> None:
     add_tracking(p)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (default: start a new run)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="train data-parallel in N processes on this machine, started with torchrun "
+                        "(`torchrun --standalone --nproc-per-node N $(which rdvae) train ...`); --batch-size "
+                        "is the global batch, split over them (default: one process)")
     add_common(p, out_help="the run directory (default: runs/DATASET-FAMILY-OBJECTIVE-seedSEED)")
     p.set_defaults(handler=run)
 
@@ -62,7 +66,36 @@ def default_out(config) -> str:
     return f"runs/{dataset}-{family}-{objective}-seed{config.seed}"
 
 
+def launch(args) -> dict:
+    """`--nproc N`: the same command under torchrun with N processes on this machine."""
+    import subprocess
+    import sys
+
+    from . import UserError
+
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be an integer >= 1, got {args.nproc}")
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    rest, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            rest.append(token)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={args.nproc}",
+               "-m", "rdvae", *rest]
+    code = subprocess.run(command, check=False).returncode
+    if code != 0:
+        raise UserError(f"the {args.nproc} training processes ended with exit status {code} (their messages "
+                        "are above); continue the run with --resume --out RUN")
+    return {"nproc": args.nproc}
+
+
 def run(args) -> dict:
+    from ..engine import distributed
     from ..evaluate import format_report
     from ..rundir import RunDir
     from ..train import train
@@ -83,7 +116,15 @@ def run(args) -> dict:
     else:
         config = TrainConfig.from_dict(given)  # unknown fields are rejected with suggestions
     out = args.out or default_out(config)
-    summary = train(config, out, resume=args.resume, progress=args.progress)
-    print(f"run: {out}")
-    print(format_report(summary))
+    if args.nproc is not None and args.nproc != 1 and not distributed.launched():
+        return launch(args)
+    distributed.init(config.device)   # under torchrun: join the group (a single process: nothing)
+    main = distributed.is_main()
+    try:
+        summary = train(config, out, resume=args.resume, progress=args.progress)
+    finally:
+        distributed.shutdown()
+    if main:
+        print(f"run: {out}")
+        print(format_report(summary))
     return {**summary, "run_dir": out}

@@ -6,9 +6,10 @@ precision and progress, and is the only module of rdvae that runs backward passe
 (rdvae.engine.callbacks) do what happens around steps and epochs, each with checkpointed state.
 """
 
+from . import distributed
 from .callbacks import Callback, MetricsFile, ModelSelection, SkipLimits, TrainingDiverged
 from .loop import FitOptions, Loop, fit
 from .plan import Plan, Step
 
 __all__ = ["Callback", "FitOptions", "Loop", "MetricsFile", "ModelSelection", "Plan", "SkipLimits", "Step",
-           "TrainingDiverged", "fit"]
+           "TrainingDiverged", "distributed", "fit"]

@@ -23,6 +23,11 @@ costs nothing per step):
 
 A callback stops training by setting `loop.stop_reason`, and keeps the previous epoch's weights (its
 checkpoint records the stop only) by setting `loop.keep_weights = False`.
+
+Under torchrun (rdvae.engine.distributed) callbacks run on rank 0, which validates and writes the run
+folder; after each epoch the other ranks load their state from rank 0's (so that `stops` agrees). A
+callback whose `every_rank` is True also runs its step hooks on every rank (the divergence rules, which
+see the same counters on every rank and so stop all ranks at the same step).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Callback:
     """Base class: a name (its key in the checkpoint) and no-op state."""
 
     name = "callback"
+    every_rank = False   # under torchrun: also run on_step / on_skip / on_train_end on the ranks beyond 0
 
     def state_dict(self) -> dict:
         return {}
@@ -61,6 +67,7 @@ class SkipLimits(Callback):
     updates ends diverged."""
 
     name = "skip_limits"
+    every_rank = True
 
     def __init__(self, max_consecutive: int = 50, max_fraction: float = 1.0, advice: str = ""):
         self.max_consecutive, self.max_fraction = max_consecutive, max_fraction

@@ -78,6 +78,21 @@ class Plan:
         """Examples in a batch (the weight of its figures in the epoch's means)."""
         return len(batch) if batch is not None else 1
 
+    def shard(self, batch, rank: int, world_size: int):
+        """Rank `rank`'s share of a global batch under torchrun (rdvae.engine.distributed): a tensor is
+        split along its first dimension into world_size near-equal pieces (torch.tensor_split); a tuple,
+        list or dict of tensors piecewise; None (a plan that draws its own data) as it is."""
+        if batch is None:
+            return None
+        if isinstance(batch, Tensor):
+            return torch.tensor_split(batch, world_size)[rank]
+        if isinstance(batch, (tuple, list)):
+            return type(batch)(self.shard(b, rank, world_size) for b in batch)
+        if isinstance(batch, dict):
+            return {k: self.shard(v, rank, world_size) for k, v in batch.items()}
+        raise TypeError(f"{type(self).__name__}.shard cannot split a batch of type {type(batch).__name__}; "
+                        "override shard(batch, rank, world_size) to train it under torchrun")
+
     def lr_factor(self, step: int) -> float:
         """This step's multiple of each parameter group's base learning rate."""
         return 1.0

@@ -1,7 +1,9 @@
 """Measuring trained models: rate, distortion, ELBO, importance-weighted likelihood,
 mutual information with the aggregate posterior, ELBO surgery, active units; each a registered measure
 (MEASURES, register_measure), run on a model (run_measures, evaluate_model) or on a run or a sweep's runs
-with the results stored where they belong (evaluate_run, evaluate_sweep)."""
+with the results stored where they belong (evaluate_run, evaluate_sweep); sharded over the processes of
+torchrun with per-block streams, the same figures for any number of them (evaluate_sharded, run_sharded).
+"""
 
 from .active_units import active_units, posterior_mean_variance
 from .likelihood import iw_log_likelihood
@@ -16,6 +18,7 @@ from .mutual_information import (
 from .rate_distortion import rate_distortion
 from .report import evaluate_model, format_report
 from .run import Evaluation, SweepEvaluation, evaluate_run, evaluate_sweep
+from .sharded import evaluate_sharded, run_sharded
 from .surgery import ELBOSurgery, Estimate, elbo_surgery, format_surgery
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "elbo_surgery",
     "evaluate_model",
     "evaluate_run",
+    "evaluate_sharded",
     "evaluate_sweep",
     "format_report",
     "format_surgery",
@@ -42,4 +46,5 @@ __all__ = [
     "rate_distortion",
     "register_measure",
     "run_measures",
+    "run_sharded",
 ]

@@ -342,13 +342,26 @@ def ais_log_likelihood(model: LatentVariableModel, x: Tensor, steps: int, chains
     `log_px` [B], the NLL's mean over examples with its standard error (nats), the mean acceptance
     probability, decoder gradient evaluations (all chains and examples) and seconds."""
     run = anneal(model, x, sigmoid_schedule(steps), chains=chains, **options)
-    log_px = run.log_likelihood()
+    return ais_figures(run.log_likelihood(), steps, chains, options.get("leapfrog", LEAPFROG), run.acceptance,
+                       run.gradient_evaluations * chains * len(x), run.seconds)
+
+
+def ais_figures(log_px: Tensor, steps: int, chains: int, leapfrog: int, acceptance: float,
+                gradient_evaluations: int, seconds: float) -> dict:
+    """What ais_log_likelihood returns, from the per-example log p(x) [B] (float64) of its runs and
+    their cost (all chains and examples)."""
     mean, se = mean_and_stderr(log_px)
     return {"log_px": log_px.float(), "ais_nll": -mean, "ais_nll_se": se, "ais_steps": steps,
-            "ais_chains": chains, "ais_leapfrog": options.get("leapfrog", LEAPFROG),
-            "ais_acceptance": run.acceptance,
-            "ais_gradient_evaluations": run.gradient_evaluations * chains * len(x),
-            "ais_seconds": run.seconds}
+            "ais_chains": chains, "ais_leapfrog": leapfrog, "ais_acceptance": acceptance,
+            "ais_gradient_evaluations": gradient_evaluations, "ais_seconds": seconds}
+
+
+def check_options(steps: int, chains: int = 16, leapfrog: int = LEAPFROG, step_size: float = STEP_SIZE,
+                  target_acceptance: float = TARGET_ACCEPTANCE, tune_fraction: float = TUNE_FRACTION,
+                  jitter: float = JITTER, examples_per_chunk: int | None = None) -> None:
+    """ValueError naming the first of ais_log_likelihood's settings that `anneal` would refuse."""
+    settings = _Settings(chains, leapfrog, step_size, target_acceptance, tune_fraction, jitter)
+    _check_arguments(sigmoid_schedule(steps), settings, examples_per_chunk)
 
 
 def simulate(model: LatentVariableModel, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import EvaluationError
 from ..model import bits_per_dim
-from .active_units import active_units
+from .active_units import THRESHOLD, active_units
 from .ais import (
     JITTER,
     LEAPFROG,
@@ -38,7 +38,7 @@ from .ais import (
 from .batching import mean_and_stderr
 from .likelihood import iw_log_likelihood
 from .measures import register_measure, report_line
-from .mutual_information import mutual_information
+from .mutual_information import MutualInformation, mutual_information
 from .rate_distortion import rate_distortion
 from .retrieval import binary_codes, precision_at_k
 from .surgery import ELBOSurgery, elbo_surgery, format_surgery, surgery_keys, surgery_units
@@ -80,18 +80,24 @@ def rate_distortion_measure(model, x, *, seed: int, batch_size: int = 1000, prec
     Means over the examples, one z ~ e(z|x) each; ELBO = -(R + D). An example whose R or D is not finite
     is an EvaluationError (a diverged model)."""
     rate, distortion = rate_distortion(model, x, batch_size, precision=precision)
+    return rate_distortion_figures(rate, distortion)
+
+
+def rate_distortion_figures(rate: torch.Tensor, distortion: torch.Tensor) -> dict:
+    """The keys of rate-distortion from the per-example rate and distortion [N] (an EvaluationError where
+    one is not finite)."""
     neg_elbo = rate + distortion
     for name, values in (("rate", rate), ("distortion", distortion)):
         bad = int((~torch.isfinite(values)).sum())
         if bad:
-            raise EvaluationError(f"the model's {name} is not finite on {bad} of {len(x)} examples "
+            raise EvaluationError(f"the model's {name} is not finite on {bad} of {len(rate)} examples "
                                   "(a diverged model?)")
     mean_rate = rate.mean().item()
     # I_q(x; z) <= R is a bound. H - D <= I is one too, but needs the data entropy H, which is unknown: the
     # IW-NLL estimates it (iw-nll's h_hat_minus_d, an estimate and not a bound; with -ELBO it would be R)
     return {"rate": mean_rate, "distortion": distortion.mean().item(), "elbo": -neg_elbo.mean().item(),
             "rate_se": mean_and_stderr(rate)[1], "distortion_se": mean_and_stderr(distortion)[1],
-            "elbo_se": mean_and_stderr(neg_elbo)[1], "examples": len(x), "mi_upper": mean_rate}
+            "elbo_se": mean_and_stderr(neg_elbo)[1], "examples": len(rate), "mi_upper": mean_rate}
 
 
 # -- mutual information and active units ---------------------------------------------------------------
@@ -111,7 +117,11 @@ def mutual_info_measure(model, x, *, seed: int, batch_size: int = 1000) -> dict:
 
     Under the aggregate posterior q(z) = (1/N) sum_n e(z|x_n), summed over all N examples, one posterior
     sample each; above log N it is an EvaluationError (numerically broken posteriors)."""
-    mi = mutual_information(model, x, batch_size)
+    return mutual_info_figures(mutual_information(model, x, batch_size))
+
+
+def mutual_info_figures(mi: MutualInformation) -> dict:
+    """The keys of mutual-info from the estimate (an EvaluationError above log N)."""
     if not (mi.within_limit and math.isfinite(mi.value)):
         raise EvaluationError(f"I_q(x; z) = {mi.value:.6g} nats exceeds log N = {mi.log_n:.4f}, which no "
                               "aggregate-posterior estimate can: the posteriors are numerically broken (a "
@@ -119,13 +129,19 @@ def mutual_info_measure(model, x, *, seed: int, batch_size: int = 1000) -> dict:
     return {"mutual_info": mi.value, "mutual_info_se": mi.stderr, "mutual_info_limit": mi.log_n}
 
 
+def check_threshold(threshold) -> None:
+    """ValueError for an active-units threshold that is not a number >= 0."""
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+
+
 @register_measure("active-units", keys={"active_units": "active units"})
-def active_units_measure(model, x, *, seed: int, batch_size: int = 1000, threshold: float = 0.01) -> dict:
+def active_units_measure(model, x, *, seed: int, batch_size: int = 1000,
+                         threshold: float = THRESHOLD) -> dict:
     """Active units (Burda et al. 2016): latent dimensions whose posterior mean varies with x.
 
     A dimension u is active when Var_x E[z_u | x] > threshold."""
-    if not threshold >= 0:
-        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    check_threshold(threshold)
     return {"active_units": active_units(model.encoder, x, threshold, batch_size=batch_size)}
 
 
@@ -157,10 +173,15 @@ def iw_nll(model, x, *, seed: int, samples: int, rows: int | None = None, precis
     (example, sample) pairs per decoder call (default: sized to the cache on a CPU)."""
     _integer("samples", samples, 1)
     log_px = iw_log_likelihood(model, x, samples, rows=rows, precision=precision, progress=progress)
+    return iw_figures(log_px, samples, (earlier or {}).get("distortion"))
+
+
+def iw_figures(log_px: torch.Tensor, samples: int, distortion: float | None = None) -> dict:
+    """The keys of iw-nll (and its share iw_log_px) from the per-example log p(x) [N], with H_hat - D
+    where the mean distortion D of the same evaluation is given."""
     nll = -log_px.mean().item()
     result = {"iw_nll": nll, "iw_nll_se": mean_and_stderr(log_px)[1], "iw_samples": samples,
               "h_hat": nll, "h_hat_source": f"IW-NLL (k={samples})", "iw_log_px": log_px}
-    distortion = (earlier or {}).get("distortion")
     if distortion is not None:
         result["h_hat_minus_d"] = nll - distortion
     return result
@@ -210,9 +231,15 @@ def ais_nll(model, x, *, seed: int, steps: int, chains: int = 16, leapfrog: int 
     result = {**found, "ais_log_px": log_px}
     iw_log_px = (earlier or {}).get("iw_log_px")
     if iw_log_px is not None:
-        difference = iw_log_px.double() - log_px.double()     # AIS NLL - IW NLL per example
-        result["ais_minus_iw"], result["ais_minus_iw_se"] = mean_and_stderr(difference)
+        result["ais_minus_iw"], result["ais_minus_iw_se"] = paired_difference(iw_log_px, log_px)
     return result
+
+
+def paired_difference(iw_log_px: torch.Tensor, ais_log_px: torch.Tensor) -> tuple[float, float]:
+    """AIS NLL - IW-NLL over the same examples: the mean of the per-example differences and its standard
+    error."""
+    difference = iw_log_px.double() - ais_log_px.double()     # AIS NLL - IW NLL per example
+    return mean_and_stderr(difference)
 
 
 BDMC_KEYS = {   # bdmc_KEY <- what rdvae.evaluate.ais.bdmc returns

@@ -33,6 +33,12 @@ class MutualInformation:
         numerically broken posteriors overshoot by far more."""
         return self.value <= self.log_n + 1e-4
 
+    @classmethod
+    def from_terms(cls, terms: Tensor) -> MutualInformation:
+        """The estimate from its per-example terms log e(z_n|x_n) - log q(z_n) [N], q over these N."""
+        terms = terms.double()
+        return cls(*mean_and_stderr(terms), math.log(len(terms)))
+
 
 @torch.inference_mode()
 def aggregate_log_density(encoder, x: Tensor, z: Tensor, batch_size: int = 1000,
@@ -92,5 +98,4 @@ def mutual_information(model: LatentVariableModel, x: Tensor, batch_size: int = 
     """I_q(x; z) over the N examples of x, one posterior sample per example."""
     z, log_q_cond = posterior_samples(model.encoder, x, batch_size)
     log_q = aggregate_log_density(model.encoder, x, z, batch_size)
-    terms = (log_q_cond - log_q).double()
-    return MutualInformation(*mean_and_stderr(terms), math.log(len(x)))
+    return MutualInformation.from_terms(log_q_cond - log_q)

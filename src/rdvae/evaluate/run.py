@@ -8,10 +8,18 @@ Within summary.json each measure's keys are replaced together, so that no key st
 earlier measurement of the same measure (e.g. h_hat_minus_d beside a new IW-NLL). Evaluating a sweep
 also rewrites its runs' rows of results.csv, so that a measure's keys (ais_nll, a plugin's) become
 columns there.
+
+A sharded evaluation (evaluate_run(..., sharded=True), and any evaluate_run in a process that joined a
+torchrun group with rdvae.engine.distributed.init) measures with per-block streams
+(rdvae.evaluate.sharded.run_sharded): every rank opens the run and measures its blocks, rank 0 alone holds
+the run's lock, runs the measures that are not sharded and writes. It records how the draws were made as
+eval_streams ("per-block"), eval_world_size and eval_block (not `world_size`, which is the training's);
+an evaluation with one stream that rewrites summary.json removes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..data.dataset import SPLITS
+from ..engine import distributed
 from ..errors import ConfigError
 from ..rundir import CONFIG, SUMMARY, RunDir, write_json
 from .measures import plan_measures, run_measures
@@ -29,6 +38,8 @@ if TYPE_CHECKING:
 
 # what an evaluation of a run measures when no measures are named (rdvae eval RUN)
 DEFAULT_MEASURES = ("rate-distortion", "mutual-info", "active-units")
+# how a sharded evaluation drew (rdvae.evaluate.sharded's keys -> the stored keys)
+SHARDED_KEYS = {"streams": "eval_streams", "world_size": "eval_world_size", "block": "eval_block"}
 
 
 @dataclass
@@ -57,16 +68,30 @@ def random_subset(total: int, n: int, seed: int) -> tuple[torch.Tensor, str]:
 def evaluate_run(run, measures: Mapping[str, Mapping | None] | None = None, split: str | None = None,
                  examples: int | None = None, seed: int = 0, batch_size: int = 1000,
                  precision: str | None = None, progress: bool = False, device: str = "auto",
-                 write: bool = True) -> Evaluation:
+                 write: bool = True, sharded: bool = False, block: int | None = None) -> Evaluation:
     """Measure a trained run (a run directory, or a TrainedRun from rdvae.train.load_run) with `measures`
     (name -> options; default: DEFAULT_MEASURES) on `split` (default: the run's final split), or on a
     random subset of `examples` of its examples drawn with `seed`; and, with `write`, store the result:
     into summary.json for the whole final split, else into eval-SPLIT.json. The run's folder lock is held
-    throughout. `precision`: default the run's."""
+    throughout. `precision`: default the run's.
+
+    `sharded` (implied in a process of a torchrun group, rdvae.engine.distributed.init): per-block streams
+    with `block` examples per block (default rdvae.evaluate.sharded.DEFAULT_BLOCK), sharded over the ranks
+    of the group; the figures of any world size, one process included (see the module's docstring). Under
+    a group the run is opened on the rank's device (not `device`), and only rank 0 writes (the other ranks'
+    Evaluation has stored None and the sharded measures' keys only)."""
     from ..train import TrainedRun, load_run
     from ..train.config import run_record
+    from .sharded import DEFAULT_BLOCK, check_block
 
     plan_measures(DEFAULT_MEASURES if measures is None else measures)   # checked before the run is loaded
+    if block is not None and not sharded and distributed.current() is None:
+        raise ConfigError(f"block={block!r} sets the blocks of a sharded evaluation; pass sharded=True "
+                          "(rdvae eval --sharded) or evaluate under torchrun")
+    if sharded or distributed.current() is not None:
+        block = check_block(DEFAULT_BLOCK if block is None else block)
+        return _evaluate_sharded(run, measures, split, examples, seed, batch_size, precision, progress,
+                                 device, write, block)
     if isinstance(run, TrainedRun):
         with run.run.lock("rdvae eval"):
             return _evaluate(run, measures, split, examples, seed, batch_size, precision, progress, write)
@@ -80,6 +105,16 @@ def evaluate_run(run, measures: Mapping[str, Mapping | None] | None = None, spli
 
 
 def _evaluate(trained, measures, split, examples, seed, batch_size, precision, progress, write) -> Evaluation:
+    x, split, subset, planned, inputs = _examples(trained, measures, split, examples, seed)
+    measures = dict.fromkeys(DEFAULT_MEASURES) if measures is None else dict(measures)
+    result = run_measures(trained.model, x, measures, seed=seed, batch_size=batch_size,
+                          precision=precision or trained.config.precision, progress=progress, inputs=inputs)
+    return _store(trained, planned, result, split, subset, write)
+
+
+def _examples(trained, measures, split, examples, seed):
+    """The examples an evaluation measures (x: the split, or a random subset of it), the split, the phrase
+    of the subset (None: all), the planned measures and the inputs they need (labels of x, ...)."""
     config, dataset = trained.config, trained.dataset
     measures = dict.fromkeys(DEFAULT_MEASURES) if measures is None else dict(measures)
     split = config.final_split if split is None else split
@@ -107,8 +142,14 @@ def _evaluate(trained, measures, split, examples, seed, batch_size, precision, p
             raise ConfigError(f"measure(s) {named} need labels, and the {split} split of {dataset.name} has "
                               "none")
         inputs["labels"] = labels if index is None else labels[index.to(labels.device)]
-    result = run_measures(trained.model, x, measures, seed=seed, batch_size=batch_size,
-                          precision=precision or config.precision, progress=progress, inputs=inputs)
+    return x, split, subset, planned, inputs
+
+
+def _store(trained, planned, result: dict, split: str, subset: str | None, write: bool,
+           drop: tuple[str, ...] = tuple(SHARDED_KEYS.values())) -> Evaluation:
+    """The evaluation's result with its split (and subset), stored when `write`: its measures' keys (and
+    `drop`) replaced in summary.json for the whole final split, else the file eval-SPLIT.json."""
+    config = trained.config
     result["split"] = split
     if subset is not None:
         result["subset"] = subset
@@ -120,11 +161,47 @@ def _evaluate(trained, measures, split, examples, seed, batch_size, precision, p
             for step in planned:   # a measure's keys are replaced together: none stays from an earlier one
                 for key in step.measure.keys:
                     summary.pop(key, None)
+            for key in drop:
+                summary.pop(key, None)
             write_json(stored, {**summary, **result})
         else:
             stored = trained.run / f"eval-{split}.json"
             write_json(stored, result)
     return Evaluation(trained, result, split, stored, subset)
+
+
+def _evaluate_sharded(run, measures, split, examples, seed, batch_size, precision, progress, device, write,
+                      block) -> Evaluation:
+    """evaluate_run's sharded evaluation: every rank opens the run and measures its blocks; rank 0 holds
+    the lock, measures what is not sharded and writes."""
+    from ..train import TrainedRun, load_run
+    from ..train.config import run_record
+    from .sharded import all_ranks, run_sharded
+
+    group, main = distributed.current(), distributed.is_main()
+    if group is not None:
+        device = str(group.device)
+    with contextlib.ExitStack() as held:
+        with all_ranks("to open the run"):
+            if isinstance(run, TrainedRun):
+                trained = run
+                if main:
+                    held.enter_context(trained.run.lock("rdvae eval"))
+            else:
+                folder = RunDir(run)
+                folder.read_config()   # a run folder (or FileNotFoundError), before the lock is taken in it
+                if main:
+                    held.enter_context(folder.lock("rdvae eval"))
+                trained = load_run(run, device=device)
+                if trained.changed_plugins and write and main:
+                    trained.run.write_config(run_record(trained.config, trained.run.path))
+            x, split, subset, planned, inputs = _examples(trained, measures, split, examples, seed)
+        measures = dict.fromkeys(DEFAULT_MEASURES) if measures is None else dict(measures)
+        result = run_sharded(trained.model, x, measures, seed=seed, batch_size=batch_size,
+                             precision=precision or trained.config.precision, progress=progress, block=block,
+                             inputs=inputs)
+        result = {SHARDED_KEYS.get(key, key): value for key, value in result.items()}
+        return _store(trained, planned, result, split, subset, write and main)
 
 
 # -- a sweep's runs -------------------------------------------------------------------------------------

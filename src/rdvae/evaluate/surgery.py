@@ -236,7 +236,6 @@ def elbo_surgery(model: LatentVariableModel, x: Tensor, points: int | None = Non
         table_encoder, table = _tabulate(encoder, x, batch_size)
         terms = rate_terms(table_encoder, marginal, table, z, log_posterior.float(), batch_size)
         analytic = _average_analytic_kl(encoder, marginal, chosen, batch_size)
-        avg_kl = Estimate.of(analytic if analytic is not None else terms["monte_carlo_kl"])
 
         split, note = {}, ""
         m_split = len(z) if dimension_points is None else min(len(z), dimension_points)
@@ -249,14 +248,24 @@ def elbo_surgery(model: LatentVariableModel, x: Tensor, points: int | None = Non
                 note = str(err)
         else:
             note = "not computed (dimensions=False)"
+    return surgery_of(terms, analytic, split, note, n)
+
+
+def surgery_of(terms: dict[str, Tensor], analytic: Tensor | None, split: dict[str, Tensor], note: str,
+               examples: int) -> ELBOSurgery:
+    """The decomposition from its per-point terms: `terms` of rate_terms for the M draws, `analytic` the
+    KL of each drawn example (None: the Monte Carlo KL of the draws stands for it), `split` the
+    marginal_kl_terms of the draws used for the split ({}: none, `note` says why), q(z) summed over
+    `examples` examples."""
     return ELBOSurgery(
-        avg_kl=avg_kl,
+        avg_kl=Estimate.of(analytic if analytic is not None else terms["monte_carlo_kl"]),
         index_code_mi=Estimate.of(terms["index_code_mi"]),
         marginal_kl=Estimate.of(terms["marginal_kl"]),
         total_correlation=Estimate.of(split["total_correlation"]) if split else None,
         dimension_kl=Estimate.of(split["dimension_kl"]) if split else None,
         marginal_dependence=Estimate.of(split["marginal_dependence"]) if split else None,
-        examples=n, points=len(z), dimension_points=m_split if split else 0,
+        examples=examples, points=len(terms["index_code_mi"]),
+        dimension_points=len(split["total_correlation"]) if split else 0,
         avg_kl_method="analytic" if analytic is not None else "monte carlo",
         dimension_note=note,
     )

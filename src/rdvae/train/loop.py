@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..engine import Callback, FitOptions, Loop, SkipLimits, TrainingDiverged
+from ..engine import Callback, FitOptions, Loop, SkipLimits, TrainingDiverged, distributed
 from ..engine.checkpoint import repair_weights
 from ..presets import build_model
 from ..rundir import LOCK, METRICS, TRAINER_STATE, WEIGHTS, RunDir, foreign_files
@@ -113,8 +113,17 @@ def train(config: TrainConfig | None, out: str | Path, resume: bool = False, pro
 
     One process writes a run folder at a time (RunDir.lock): a second train or resume of the same
     folder is refused with a RunLocked naming the holder. A new run goes into a new or empty folder.
+
+    Under torchrun (rdvae.engine.distributed.init joined the group first) every rank calls train with
+    the same arguments; config.batch_size is the global batch, split over the ranks; rank 0 alone
+    locks and writes the folder. A process that torchrun restarted (--max-restarts) resumes by itself.
     """
     run = RunDir(out)
+    if distributed.restarted() and run.exists:
+        resume = True
+    group = distributed.current()
+    if group is not None and not group.main:   # reads the folder; rank 0 holds the lock and writes
+        return _train(run, config, resume, progress, objective, on_step, dataset, model, callbacks)
     created = not run.path.exists()
     if not run.exists:
         _refuse_foreign(run)   # before the lock file is made in it (and again under the lock)
@@ -150,18 +159,40 @@ def _remove_if_unused(folder: Path) -> None:
 
 def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool, objective, on_step,
            dataset, model, callbacks: Sequence[Callback] = ()) -> dict:
+    """Every rank checks the folder and builds the loop; only if all succeeded does rank 0 write."""
+    with distributed.together("to set up the run"):
+        loop, config, shorter = _set_up(run, config, resume, progress, objective, on_step, dataset, model,
+                                        callbacks)
+    if loop is None:   # a finished run: its summary
+        return run.read_summary()
+    if distributed.is_main():
+        if resume:
+            run.remove_temporary()   # left by a write that was killed; this process is the run's one writer
+        if not (resume and (run / TRAINER_STATE).exists()):
+            (run / METRICS).unlink(missing_ok=True)
+        if shorter is not None and run.read_summary():
+            run.update_summary(status="extending", epochs=config.epochs)
+        run.write_config(run_record(config, run.path))
+    return loop.fit()
+
+
+def _set_up(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool, objective, on_step,
+            dataset, model, callbacks: Sequence[Callback] = ()) -> tuple[Loop | None, TrainConfig, object]:
+    """The loop of a run, restored from its checkpoint on resume (None for a finished run), its config
+    and the shorter config it extends (or None); nothing is written but repairs of a finished run."""
     shorter = None
     if resume and run.exists:
         config, shorter = _check_resume(run, config, data_given=dataset is not None)
         if shorter is None and run.read_summary().get("status") == "done":
             verify_recorded_data(config)
-            if repair_weights(run):   # model.safetensors damaged or lost: the checkpoint has the same weights
-                print(f"rdvae: rewrote {run / WEIGHTS} from {TRAINER_STATE}", file=sys.stderr)
-            if config.log:   # trackers whose finish a kill or a failure left undone finish now
-                from ..tracking.dispatch import finish_unfinished
+            if distributed.is_main():
+                if repair_weights(run):   # model.safetensors damaged or lost: the checkpoint has the weights
+                    print(f"rdvae: rewrote {run / WEIGHTS} from {TRAINER_STATE}", file=sys.stderr)
+                if config.log:   # trackers whose finish a kill or a failure left undone finish now
+                    from ..tracking.dispatch import finish_unfinished
 
-                finish_unfinished(run, config)
-            return run.read_summary()
+                    finish_unfinished(run, config)
+            return None, config, None
     elif run.exists:
         raise ConfigError(
             f"{run.path} already holds a run; pass --resume to continue it or choose another --out"
@@ -171,19 +202,18 @@ def _train(run: RunDir, config: TrainConfig | None, resume: bool, progress: bool
     else:
         _refuse_foreign(run)
     config.validated(data_given=dataset is not None)
+    group = distributed.current()
+    if group is not None and config.batch_size < group.world_size:
+        raise ConfigError(f"batch_size {config.batch_size} is smaller than the world size "
+                          f"{group.world_size}: "
+                          "batch_size is the global batch, split over the ranks; give each rank at least one "
+                          "example (raise --batch-size or start fewer processes)")
     loop = vae_loop(config, run, dataset, objective, progress, on_step, model, callbacks)
-    if resume:
-        run.remove_temporary()   # left by a write that was killed; this process is the run's one writer
     if resume and (run / TRAINER_STATE).exists():
         loop.restore()
-    else:
-        (run / METRICS).unlink(missing_ok=True)
     if shorter is not None:
         check_extends(loop, shorter)
-        if run.read_summary():
-            run.update_summary(status="extending", epochs=config.epochs)
-    run.write_config(run_record(config, run.path))
-    return loop.fit()
+    return loop, config, shorter
 
 
 DIVERGED_ADVICE = "lower the learning rate, enable normalized gradients, or raise skip_grad_norm"
@@ -194,16 +224,18 @@ def vae_loop(config: TrainConfig, run: RunDir, dataset=None, objective=None, pro
              callbacks: Sequence[Callback] = ()) -> Loop:
     """The one loop (rdvae.engine.Loop) set up for a VAE run: the VAE plan and its callbacks (divergence
     rules, the plateau rule, the effective beta of a calibrated decoder, the trackers), then `callbacks`."""
-    plan = VAEPlan(config, dataset, objective, model, progress)
-    trackers = Trackers(run, config, plan)
-    plan.diagnostics = trackers.active   # trackers also get I_q, active units and the effective beta
+    plan = VAEPlan(config, dataset, objective, model, progress and distributed.is_main())
     plan.plateau = Plateau(config, plan.steps_per_epoch())
-    # in this order: the effective beta joins the epoch's record before the trackers log it, and the
-    # plateau rule reads the record from metrics.jsonl
     own = [SkipLimits(config.max_consecutive_skips, config.max_skipped_fraction, DIVERGED_ADVICE)]
-    if EffectiveBeta.applies(plan.model, config):
-        own.append(EffectiveBeta(config, plan, tracked=trackers.active))
-    own += [trackers, plan.plateau]
+    if distributed.is_main():   # under torchrun only rank 0 validates and reports (rdvae.engine.distributed)
+        trackers = Trackers(run, config, plan)
+        plan.diagnostics = trackers.active   # trackers also get I_q, active units and the effective beta
+        # in this order: the effective beta joins the epoch's record before the trackers log it, and the
+        # plateau rule reads the record from metrics.jsonl
+        if EffectiveBeta.applies(plan.model, config):
+            own.append(EffectiveBeta(config, plan, tracked=trackers.active))
+        own.append(trackers)
+    own.append(plan.plateau)
     options = FitOptions(epochs=config.epochs, seed=config.seed, device=plan.device,
                          precision=config.precision, skip_grad_norm=config.skip_grad_norm,
                          normalized_gradients=config.normalized_gradients,

@@ -11,7 +11,7 @@ import torch
 
 from ..data.streaming import TrainSplit
 from ..device import resolve_device
-from ..engine import Plan, Step, TrainingDiverged
+from ..engine import Plan, Step, TrainingDiverged, distributed
 from ..engine.optimizers import build_optimizer
 from ..errors import ConfigError, EvaluationError
 from ..evaluate import evaluate_model
@@ -52,7 +52,8 @@ class VAEPlan(Plan):
         from .loop import build_for_config
 
         self.config, self.progress = config, progress
-        self.device = resolve_device(config.device)
+        group = distributed.current()   # under torchrun each rank's own device
+        self.device = group.device if group is not None else resolve_device(config.device)
         ds = dataset_for(config, dataset)
         torch.manual_seed(config.seed)
         built = model is None   # of the config's family: the contract check names its registered parts

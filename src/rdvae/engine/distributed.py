@@ -1,0 +1,329 @@
+"""Data parallelism over torch.distributed: one process per rank, started by torchrun (one node or
+several, c10d rendezvous), gloo on the CPU and NCCL on CUDA.
+
+What the one loop (rdvae.engine.loop) does with a group:
+
+- Every rank draws the same global batch (the plan's `epoch_batches`, from the same checkpointed
+  generator) and trains on its share, `plan.shard(batch, rank, world_size)` (torch.tensor_split along
+  the first dimension): the union of the shares is exactly the batch a single process would take at
+  that step, so the data order does not depend on the world size, and a run resumed under another
+  world size continues with the batches it would have had.
+- After each backward pass the gradients are averaged, each rank's weighted by its share of the batch,
+  in one flattened all-reduce that also carries the step's figures, a flag for a non-finite loss and
+  rank 0's vote for a mid-epoch checkpoint. This is what DistributedDataParallel's reducer computes;
+  rdvae does it after the backward pass (without DDP's overlap of communication and backward)
+  because its objectives call a model's parts (encoder, decoder, marginal) directly, which DDP's
+  forward hook would not see. Every rank then holds the same gradient, norm, update decision and
+  figures, so the divergence rules (callbacks.SkipLimits) fire on every rank at the same step.
+- Validation, the trackers, checkpoints and summary.json are rank 0's; what the other ranks need of
+  their outcome (the callbacks' and the plan's state, the stop reason, the summary, an error) is sent
+  to them as JSON (`from_main`), never pickled.
+- Each rank has its own stream of Monte Carlo draws (rank 0 keeps the single-process one); a
+  checkpoint holds every rank's generator state, so a resume under the same world size is exact.
+
+Failure: a collective whose peer has gone raises RankLost on the ranks that remain, naming the run
+folder and the resume command; `init` sets the group's timeout (RDVAE_DIST_TIMEOUT_S, default 1800 s),
+after which a rank that waits on a hung peer gives up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import ConfigError
+
+DEFAULT_TIMEOUT_S = 1800.0
+ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+class RankLost(RuntimeError):
+    """Another rank of the group stopped (killed, failed or timed out): this one stops too."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in the group: its rank, the world size, its rank on the node and device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+_group: Group | None = None
+
+
+def current() -> Group | None:
+    """The group this process trains in (None: a single process)."""
+    return _group
+
+
+def is_main() -> bool:
+    """Whether this process writes the run folder: rank 0, or the only process."""
+    return _group is None or _group.main
+
+
+def launched() -> bool:
+    """Whether torchrun (or Slurm's srun with the same variables) started this process as one of several."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def restarted() -> bool:
+    """Whether torchrun restarted this process after a failure (--max-restarts): it resumes by itself."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the distributed environment variable {name} must be an integer, got {value!r} "
+                          f"(start rdvae with torchrun, which sets {', '.join(ENVIRONMENT)})") from None
+
+
+def timeout_seconds() -> float:
+    value = os.environ.get("RDVAE_DIST_TIMEOUT_S", str(DEFAULT_TIMEOUT_S))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"RDVAE_DIST_TIMEOUT_S must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
+def rank_device(device: str, local_rank: int) -> torch.device:
+    """The device of a rank: 'auto' and 'cuda' take cuda:LOCAL_RANK where CUDA is present; 'cpu' the CPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return torch.device("cpu")
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' requested but CUDA is not available; use 'auto' or 'cpu'")
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"rank {local_rank} of this node has no GPU: the node has "
+                              f"{torch.cuda.device_count()}; start at most that many processes per node")
+        return torch.device("cuda", local_rank)
+    raise ConfigError(f"device {device!r} cannot be used under torchrun: each rank takes cuda:LOCAL_RANK; "
+                      "set device to auto, cuda or cpu")
+
+
+def init(device: str = "auto") -> Group | None:
+    """Join the group torchrun started this process in (None when it was not started as one of
+    several). The backend follows the device: NCCL for CUDA, gloo for the CPU."""
+    global _group
+    if _group is not None:
+        return _group
+    if not launched():
+        return None
+    rank, world, local = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_RANK")
+    where = rank_device(device, local)
+    backend = "nccl" if where.type == "cuda" else "gloo"
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
+    if not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=timeout_seconds())
+        options = {"device_id": where} if where.type == "cuda" else {}
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if attempt is not None and "MASTER_ADDR" in os.environ:
+            # torchrun's store, with keys of this attempt only: after a restart (--max-restarts) gloo would
+            # otherwise find the previous attempt's addresses there and fail to connect (torch 2.13)
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], _env_int("MASTER_PORT"), world, is_master=False,
+                                  timeout=timeout)
+            options.update(store=dist.PrefixStore(f"rdvae/attempt_{attempt}", store), rank=rank,
+                           world_size=world)
+        dist.init_process_group(backend, timeout=timeout, **options)
+    _group = Group(rank, world, local, backend, where)
+    _stop_on_sigterm()
+    return _group
+
+
+def _stop_on_sigterm() -> None:
+    """torchrun stops every rank with SIGTERM when one of them fails: say so, and leave through the
+    usual path (the interrupted run keeps its last checkpoint)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        group = _group
+        who = f"rank {group.rank} of {group.world_size}" if group else "this process"
+        raise RankLost(f"{who}: stopped by SIGTERM (torchrun stops every rank when one of them fails or is "
+                       "killed); the last checkpoint is kept: continue with `rdvae train --resume --out RUN`")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def shutdown() -> None:
+    """Leave the group (at the end of a command)."""
+    global _group
+    if dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
+    _group = None
+
+
+@contextlib.contextmanager
+def collective(what: str, where: str = ""):
+    """Turn the backend's error when a peer has gone into RankLost naming this rank and what to do."""
+    try:
+        yield
+    except (RuntimeError, dist.DistError) as err:
+        if isinstance(err, RankLost):
+            raise
+        group = _group
+        who = f"rank {group.rank} of {group.world_size}" if group else "this rank"
+        kept = f"the last checkpoint in {where} is kept; " if where else ""
+        raise RankLost(f"{who}: another rank stopped during {what} ({' '.join(str(err).split())[:300]}); "
+                       f"{kept}continue with `rdvae train --resume --out RUN` (under torchrun, "
+                       "--max-restarts N resumes by itself)") from None
+
+
+def _comm_device() -> torch.device:
+    return _group.device if _group is not None and _group.backend == "nccl" else torch.device("cpu")
+
+
+def vote(ok: bool) -> bool:
+    """Whether every rank says ok (an all-reduce of the minimum)."""
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=_comm_device())
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+@contextlib.contextmanager
+def together(what: str):
+    """Run a block on every rank and go on only if it succeeded on all: a rank that fails tells the
+    others (who then raise RankLost naming the step) before it raises its own error."""
+    if _group is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            vote(False)
+        raise
+    if not vote(True):
+        raise RankLost(f"rank {_group.rank} of {_group.world_size}: another rank failed {what} (its "
+                       "message says why); nothing was trained")
+
+
+def broadcast_json(value, src: int = 0):
+    """`value` of rank `src` on every rank, sent as JSON (never pickled)."""
+    device = _comm_device()
+    if _group.rank == src:
+        data = torch.tensor(list(json.dumps(value).encode()), dtype=torch.uint8, device=device)
+        size = torch.tensor([data.numel()], dtype=torch.int64, device=device)
+    else:
+        size = torch.zeros(1, dtype=torch.int64, device=device)
+    dist.broadcast(size, src)
+    if _group.rank != src:
+        data = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
+    dist.broadcast(data, src)
+    return json.loads(bytes(data.cpu().tolist()).decode()) if _group.rank != src else value
+
+
+def from_main(compute, errors: tuple[type[BaseException], ...] = ()):
+    """compute() on rank 0, its (JSON) value on every rank. An error of rank 0 is raised there and, as
+    the same type where it is one of `errors` (else RankLost), on the other ranks."""
+    if _group is None:
+        return compute()
+    if _group.main:
+        try:
+            value = compute()
+        except BaseException as err:
+            kind = type(err).__name__ if isinstance(err, errors) else ""
+            with contextlib.suppress(Exception):
+                broadcast_json({"error": f"{type(err).__name__}: {err}" if not kind else str(err),
+                                "kind": kind})
+            raise
+        broadcast_json({"value": value})
+        return value
+    shared = broadcast_json(None)
+    if "error" in shared:
+        by_name = {e.__name__: e for e in errors}
+        raise by_name.get(shared["kind"], RankLost)(
+            shared["error"] if shared["kind"] else f"rank 0 stopped: {shared['error']}")
+    return shared["value"]
+
+
+def reduce_step(params: list[torch.Tensor], loss: torch.Tensor, figures: dict[str, torch.Tensor],
+                weight: float, checkpoint_vote: bool
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One all-reduce per dtype of the gradients: each rank's gradients and figures times its share of
+    the batch (`weight`), summed over the ranks into every rank's `.grad`; returns the step's figures
+    (the whole batch's means), whether any rank's loss was not finite, and the checkpoint votes."""
+    grads = [p.grad for p in params if p.grad is not None]
+    names = list(figures)
+    device = grads[0].device if grads else loss.device
+    extras = torch.stack([*(figures[name].detach().float().mean().to(device) * weight for name in names),
+                          (~torch.isfinite(loss.detach())).float().to(device),
+                          torch.tensor(float(checkpoint_vote), device=device)])
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for grad in grads:
+        by_dtype.setdefault(grad.dtype, []).append(grad)
+    carrier = next((d for d in by_dtype if d in (torch.float32, torch.float64)), None)
+    for dtype, group in by_dtype.items():   # usually one: float32
+        pieces = [g.reshape(-1) * weight for g in group]
+        if dtype == carrier:
+            pieces.append(extras.to(dtype))
+        flat = torch.cat(pieces)
+        dist.all_reduce(flat)
+        offset = 0
+        for g in group:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+        if dtype == carrier:
+            extras = flat[offset:].float()
+    if carrier is None:   # no float32 or float64 gradient to carry them
+        dist.all_reduce(extras)
+    shared = dict(zip(names, extras[:len(names)], strict=True))
+    return shared, extras[len(names)] > 0, extras[len(names) + 1] > 0
+
+
+def gather_states(state: torch.Tensor) -> torch.Tensor:
+    """Every rank's generator state (a uint8 tensor of one size), stacked in rank order."""
+    device = _comm_device()
+    mine = state.to(device)
+    out = [torch.empty_like(mine) for _ in range(_group.world_size)]
+    dist.all_gather(out, mine)
+    return torch.stack([o.cpu() for o in out])
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's floating-point buffers (e.g. batch-norm statistics) on every rank, as DDP keeps them."""
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            dist.broadcast(buffer.data, 0)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank `rank`'s Monte Carlo draws (rank 0 keeps the run's own stream)."""
+    return (seed * 1_000_003 + 7919 * rank) % (2**63 - 1)
+
+
+def note(message: str) -> None:
+    """One line on stderr, from rank 0 only."""
+    if is_main():
+        print(f"rdvae: {message}", file=sys.stderr)
+
+
+__all__ = ["Group", "RankLost", "broadcast_buffers", "broadcast_json", "collective", "current", "from_main",
+           "gather_states", "init", "is_main", "launched", "rank_seed", "reduce_step", "restarted",
+           "shutdown", "together", "vote"]
