@@ -37,7 +37,7 @@ Scales:
     smoke  sklearn digits padded to 16 x 16, tiny networks, a few steps per stage; seconds, for tests
     cpu    MNIST and Fashion-MNIST padded to 32 x 32 (grey), DCGAN with ngf = ndf = 32, latent 100, GAN up
            to 10 epochs (guard), stage 1 at most 40 000 and stage 2 at most 20 000 steps of 128 draws
-           (epochs of 500 steps; converged when the held-out criterion gains less than 1 nat (stage 1)
+           (epochs of 500 steps; converged when the held-out criterion gains less than 0.25 nat (stage 1)
            or 5 nats (stage 2) over 4 epochs), FIDs on 10 000 draws x 5 resamples, ELBO on 10 000 draws
     paper  an image folder given by --dataset (CelebA: resized to 64 x 64, colour kept), the tutorial's
            ngf = ndf = 64, GAN up to 100 epochs, stages of at most 1e6 steps (the paper's 1e6 iterations;
@@ -90,7 +90,7 @@ SCALES = {
                 gan_epochs=10, batch_size=128, gan_fid_samples=2000, classifier_epochs=2,
                 stage_steps={"stage1-encoder": 40_000, "stage2-joint": 20_000}, epoch_steps=500,
                 plateau_epochs=4,
-                plateau_nats={"stage1-encoder": 1.0, "stage2-joint": 5.0}, validation_samples=2000,
+                plateau_nats={"stage1-encoder": 0.25, "stage2-joint": 5.0}, validation_samples=2000,
                 elbo_draws=10_000, fid_draws=10_000, fid_resamples=5, panel=10),
     "paper": dict(datasets=(), data={}, side=64, latent_dim=100, ngf=64, ndf=64, gan_epochs=100,
                   batch_size=128, gan_fid_samples=10_000, classifier_epochs=2,
