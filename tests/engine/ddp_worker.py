@@ -12,38 +12,23 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 import torch
 
-from rdvae.engine import FitOptions, MetricsFile, Plan, SkipLimits, Step, TrainingDiverged, distributed, fit
-from rdvae.engine.optimizers import build_optimizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # the repository, for tests.engine.test_loop
+
+from tests.engine.test_loop import LeastSquares as Base  # noqa: E402
+
+from rdvae.engine import FitOptions, MetricsFile, SkipLimits, Step, TrainingDiverged, distributed, fit  # noqa: E402
 
 
-class LeastSquares(Plan):
-    kind = "least-squares"
+class LeastSquares(Base):
+    """test_loop's least squares by SGD, with optional noise and a NaN loss on one rank."""
 
     def __init__(self, n: int, batch: int, noisy: bool, nan_rank: int | None):
-        g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 3, generator=g)
-        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(n, generator=g)
-        self.model = torch.nn.Linear(3, 1, bias=False)
-        torch.nn.init.zeros_(self.model.weight)
-        self.batch, self.noisy, self.nan_rank = batch, noisy, nan_rank
-
-    def configure_optimizers(self):
-        return [build_optimizer("sgd", self.model.parameters(), 0.05)]
-
-    def steps_per_epoch(self):
-        return math.ceil(len(self.x) / self.batch)
-
-    def epoch_batches(self, order, shuffle, start):
-        permutation = torch.randperm(len(self.x), generator=order)
-        for b in range(start, self.steps_per_epoch()):
-            index = permutation[b * self.batch:(b + 1) * self.batch]
-            yield self.x[index], self.y[index]
-
-    def batch_size(self, batch):
-        return len(batch[0])
+        super().__init__(n=n, batch=batch, lr=0.05)
+        self.noisy, self.nan_rank = noisy, nan_rank
 
     def training_step(self, batch, step, index):
         x, y = batch

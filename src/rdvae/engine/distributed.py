@@ -207,9 +207,10 @@ def vote(ok: bool) -> bool:
 
 
 @contextlib.contextmanager
-def together(what: str):
+def together(what: str, outcome: str = "nothing was trained"):
     """Run a block on every rank and go on only if it succeeded on all: a rank that fails tells the
-    others (who then raise RankLost naming the step) before it raises its own error."""
+    others (who then raise RankLost naming `what` and the `outcome`) before it raises its own error, so
+    that no rank waits for a peer that has failed. Without a group: the block as it is."""
     if _group is None:
         yield
         return
@@ -219,9 +220,11 @@ def together(what: str):
         with contextlib.suppress(Exception):
             vote(False)
         raise
-    if not vote(True):
+    with collective(what):
+        ok = vote(True)
+    if not ok:
         raise RankLost(f"rank {_group.rank} of {_group.world_size}: another rank failed {what} (its "
-                       "message says why); nothing was trained")
+                       f"message says why); {outcome}")
 
 
 def broadcast_json(value, src: int = 0):

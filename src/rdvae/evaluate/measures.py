@@ -337,17 +337,25 @@ def run_measures(model, x: torch.Tensor, measures: Mapping[str, Mapping | None] 
     stored: dict = {}
     earlier: dict = {}
     with seeded(seed, model_device(model)):
-        for step in planned:
-            measure = step.measure
-            arguments = {k: v for k, v in context.items() if measure.takes(k)}
-            if measure.takes("earlier"):
-                arguments["earlier"] = MappingProxyType(dict(earlier))
-            arguments.update({need: inputs[need] for need in measure.needs})
-            arguments["seed"] = seed
-            returned = call_measure(measure, model, x, arguments, step.options)
-            earlier.update(returned)
-            stored.update({k: v for k, v in returned.items() if k in measure.keys})
+        run_in_order(model, x, planned, context, inputs, earlier, stored)
     return stored
+
+
+def run_in_order(model, x: torch.Tensor, planned, context: dict, inputs: Mapping, earlier: dict,
+                 stored: dict) -> None:
+    """The planned measures one after the other on the caller's random stream: each given the context
+    its signature names, what the ones before it returned (`earlier`, updated) and its needs; what
+    they declare as keys goes to `stored`."""
+    for step in planned:
+        measure = step.measure
+        arguments = {k: v for k, v in context.items() if measure.takes(k)}
+        if measure.takes("earlier"):
+            arguments["earlier"] = MappingProxyType(dict(earlier))
+        arguments.update({need: inputs[need] for need in measure.needs})
+        arguments["seed"] = context["seed"]
+        returned = call_measure(measure, model, x, arguments, step.options)
+        earlier.update(returned)
+        stored.update({k: v for k, v in returned.items() if k in measure.keys})
 
 
 def call_measure(measure: Measure, model, x, arguments: dict, options: dict) -> dict:

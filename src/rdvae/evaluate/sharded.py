@@ -41,7 +41,6 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -58,7 +57,7 @@ from .active_units import THRESHOLD, count_active, mean_variance, posterior_mean
 from .ais import anneal, check_options, sigmoid_schedule
 from .batching import model_device
 from .likelihood import iw_log_likelihood
-from .measures import INPUTS, _check_settings, call_measure, check_data, plan_measures
+from .measures import INPUTS, _check_settings, check_data, plan_measures, run_in_order
 from .mutual_information import MutualInformation, aggregate_log_density, posterior_samples
 from .rate_distortion import rate_distortion
 from .report import model_measures
@@ -149,21 +148,8 @@ def all_ranks(what: str):
     """Run a block on every rank and go on only where it succeeded on all: a rank that fails tells the
     others, which raise RankLost naming `what`, before it raises its own error (no rank waits for a
     peer that has failed). Without a group: the block as it is."""
-    group = distributed.current()
-    if group is None:
+    with distributed.together(what, "nothing was written"):
         yield
-        return
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            distributed.vote(False)
-        raise
-    with _collective(what):
-        ok = distributed.vote(True)
-    if not ok:
-        raise RankLost(f"rank {group.rank} of {group.world_size}: another rank failed {what} (its message "
-                       "says why); nothing was written")
 
 
 def _comm_device() -> torch.device:
@@ -444,16 +430,7 @@ def run_sharded(model, x: Tensor, measures: Mapping[str, Mapping | None] | Itera
     if rest and distributed.is_main():
         context = {"seed": seed, "batch_size": batch_size, "precision": precision, "progress": progress}
         with seeded(seed, model_device(model)):
-            for step in rest:
-                measure = step.measure
-                arguments = {k: v for k, v in context.items() if measure.takes(k)}
-                if measure.takes("earlier"):
-                    arguments["earlier"] = MappingProxyType(dict(earlier))
-                arguments.update({need: inputs[need] for need in measure.needs})
-                arguments["seed"] = seed
-                returned = call_measure(measure, model, x, arguments, step.options)
-                earlier.update(returned)
-                stored.update({k: v for k, v in returned.items() if k in measure.keys})
+            run_in_order(model, x, rest, context, inputs, earlier, stored)
     return {**stored, "streams": STREAMS, "world_size": evaluation.shards.world_size, "block": block}
 
 
