@@ -3,33 +3,17 @@ anything else to eval-SPLIT.json, a measure's keys are replaced together, a subs
 and a sweep's runs are evaluated one by one, a failing one skipped, their rows of results.csv rewritten."""
 
 import json
-import shutil
 
 import pytest
 import torch
+from tests.evaluate.conftest import TINY
 
 from rdvae.evaluate import evaluate_model, evaluate_run, evaluate_sweep
 from rdvae.evaluate.measures import run_measures
 from rdvae.evaluate.retrieval import binary_codes, precision_at_k
 from rdvae.evaluate.run import random_subset
 from rdvae.sweep import ResultsTable, SweepSpec, run_sweep, sweep
-from rdvae.train import TrainConfig, load_run, train
-
-TINY = dict(dataset="digits", binarize="static", family="mlp", latent_dim=2, model={"hidden": [16]},
-            batch_size=256, eval_batch_size=500, epochs=1)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    train(TrainConfig(**TINY), out, progress=False)
-    return out
-
-
-@pytest.fixture
-def run(trained_run, tmp_path):
-    shutil.copytree(trained_run, tmp_path / "run")
-    return tmp_path / "run"
+from rdvae.train import load_run
 
 
 def _read(path):

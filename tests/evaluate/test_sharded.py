@@ -33,7 +33,7 @@ from rdvae.evaluate import (
 from rdvae.evaluate.ais import ais_log_likelihood
 from rdvae.evaluate.sharded import Shards, block_seed
 from rdvae.presets import build_model
-from rdvae.train import TrainConfig, load_run, train
+from rdvae.train import load_run
 
 N, BLOCK, SEED, BATCH = 230, 50, 3, 32      # 5 blocks, the last of 30: dealt 2/3 over 2 ranks, 1/2/2 over 3
 MEASURES = {"rate-distortion": {}, "mutual-info": {}, "active-units": {}, "iw-nll": {"samples": 8},
@@ -215,21 +215,6 @@ def test_bad_settings_are_refused_naming_them():
         evaluate_sharded(model, x[:0])
 
 
-TINY = dict(dataset="digits", binarize="static", family="mlp", latent_dim=2, model={"hidden": [16]},
-            batch_size=256, eval_batch_size=500, epochs=1)
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sharded") / "run"
-    train(TrainConfig(**TINY), out, progress=False)
-    return out
-
-
-@pytest.fixture
-def run(trained_run, tmp_path):
-    shutil.copytree(trained_run, tmp_path / "run")
-    return tmp_path / "run"
 
 
 def test_rdvae_eval_sharded_stores_the_keys(run, capsys):

@@ -326,11 +326,7 @@ def run_measures(model, x: torch.Tensor, measures: Mapping[str, Mapping | None] 
     planned = plan_measures(measures)
     _check_settings(seed, batch_size, precision)
     inputs = dict(inputs or {})
-    for step in planned:
-        for need in step.measure.needs:
-            if inputs.get(need) is None:
-                raise ConfigError(f"measure {step.measure.name!r} needs {need} ({INPUTS[need]}), which this "
-                                  "evaluation does not have")
+    check_needs(planned, inputs)
     check_data(x)
     model.eval()
     context = {"seed": seed, "batch_size": batch_size, "precision": precision, "progress": progress}
@@ -339,6 +335,15 @@ def run_measures(model, x: torch.Tensor, measures: Mapping[str, Mapping | None] 
     with seeded(seed, model_device(model)):
         run_in_order(model, x, planned, context, inputs, earlier, stored)
     return stored
+
+
+def check_needs(planned, inputs: Mapping) -> None:
+    """A ConfigError for the first planned measure whose declared need is missing from `inputs`."""
+    for step in planned:
+        for need in step.measure.needs:
+            if inputs.get(need) is None:
+                raise ConfigError(f"measure {step.measure.name!r} needs {need} ({INPUTS[need]}), which this "
+                                  "evaluation does not have")
 
 
 def run_in_order(model, x: torch.Tensor, planned, context: dict, inputs: Mapping, earlier: dict,

@@ -57,7 +57,7 @@ from .active_units import THRESHOLD, count_active, mean_variance, posterior_mean
 from .ais import anneal, check_options, sigmoid_schedule
 from .batching import model_device
 from .likelihood import iw_log_likelihood
-from .measures import INPUTS, _check_settings, check_data, plan_measures, run_in_order
+from .measures import _check_settings, check_data, check_needs, plan_measures, run_in_order
 from .mutual_information import MutualInformation, aggregate_log_density, posterior_samples
 from .rate_distortion import rate_distortion
 from .report import model_measures
@@ -400,11 +400,7 @@ def run_sharded(model, x: Tensor, measures: Mapping[str, Mapping | None] | Itera
         if step.measure.name in SHARDED:
             _check_options(step.measure.name, step.options)
     inputs = dict(inputs or {})
-    for step in planned:
-        for need in step.measure.needs:
-            if inputs.get(need) is None:
-                raise ConfigError(f"measure {step.measure.name!r} needs {need} ({INPUTS[need]}), which this "
-                                  "evaluation does not have")
+    check_needs(planned, inputs)
     x = share(model, x)
     if len(x) < 1:
         raise ConfigError("the sharded evaluation needs at least one example, got none")
