@@ -49,8 +49,9 @@ def register(sub) -> None:
                                              "--set epochs=3 --set model.hidden=[256]")
     add_tracking(p)
     p.add_argument("--executor", default="local", metavar="NAME",
-                   help="who trains the runs: local (processes on this machine, the default), ray, or an "
-                        "executor a plugin registers (`rdvae list executors`)")
+                   help="who trains the runs: local (processes on this machine, the default), ray, slurm "
+                        "(one job per run, through submitit), or an executor a plugin registers (`rdvae list "
+                        "executors`)")
     p.add_argument("--executor-option", dest="executor_options", action="append", type=parse_assignment,
                    default=[], metavar="KEY=VALUE",
                    help="an option of the executor (JSON value; repeatable; `rdvae list executors` lists "
