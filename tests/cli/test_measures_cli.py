@@ -16,6 +16,22 @@ from rdvae.cli import main
 from rdvae.sweep import SweepSpec, run_sweep, sweep
 from rdvae.train import load_run
 
+
+@pytest.fixture(scope="module", autouse=True)
+def measures_restored():
+    """The plugin's measure is registered in this process by `rdvae eval --plugin`: take it out again
+    after this module, so that later tests (the docs' own posterior-scale plugin) start without it."""
+    from rdvae.evaluate.measures import MEASURES
+
+    MEASURES.load_builtins()
+    entries, aliases = dict(MEASURES._entries), dict(MEASURES._aliases)
+    yield
+    MEASURES._entries.clear()
+    MEASURES._entries.update(entries)
+    MEASURES._aliases.clear()
+    MEASURES._aliases.update(aliases)
+
+
 BASE = {"dataset": "digits", "binarize": "static", "family": "mlp", "latent_dim": 2, "model.hidden": [16],
         "epochs": 1, "batch_size": 256, "eval_batch_size": 500}
 PLUGIN = '''\
