@@ -145,7 +145,8 @@ def main() -> None:
             Path(args.result).write_text(json.dumps(result))
         return
 
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    machine = platform.processor() or platform.machine()
+    print(f"# {machine}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"global batch {args.batch}, {args.steps} steps x {args.rounds} rounds per setup, alternating")
     print(f"# load average at the start: {os.getloadavg()[0]:.2f}")
     print("| family | 1 process x 2 threads (ex/s) | 2 processes x 1 thread (ex/s) | ratio 2x1 / 1x2 "
@@ -165,11 +166,11 @@ def main() -> None:
               f"{statistics.median(share):.1%} |")
     print(f"# load average at the end: {os.getloadavg()[0]:.2f}")
     print()
-    print(f"On paper at {args.gpus} GPUs (assumed {args.gpu_tflops:g} TFLOP/s sustained, {args.nccl_gbps:g} GB/s "
-          "all-reduce bus bandwidth; latency not modelled):")
+    print(f"On paper at {args.gpus} GPUs (assumed {args.gpu_tflops:g} TFLOP/s sustained, "
+          f"{args.nccl_gbps:g} GB/s all-reduce bus bandwidth; latency not modelled):")
     print()
-    print("| family | parameters | GFLOP per step (batch) | all-reduce MB per GPU | compute ms | all-reduce ms "
-          "| efficiency |")
+    print("| family | parameters | GFLOP per step (batch) | all-reduce MB per GPU | compute ms "
+          "| all-reduce ms | efficiency |")
     print("|---|---|---|---|---|---|---|")
     for family in args.families:
         p = on_paper(family, args.batch, args.gpus, args.gpu_tflops, args.nccl_gbps)
