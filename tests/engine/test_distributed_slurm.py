@@ -99,7 +99,8 @@ def test_one_job_trains_data_parallel_under_torchrun_and_under_slurms_tasks(clus
     _check(tmp_path / "run_a", text)
     assert "step B: exit status 0" in text, text[-6000:]
     _check(tmp_path / "run_b", text)
-    assert text.count("run: ") == 2   # rank 0 alone reports, in each step
+    reports = [line for line in text.splitlines() if line.startswith("run: ")]
+    assert len(reports) == 2, text[-6000:]   # rank 0 alone reports, in each step
     # the same ranks with the same seed, however started: the same weights, bit for bit on the CPU
     a, b = (load_tensors(RunDir(tmp_path / name) / WEIGHTS)[0] for name in ("run_a", "run_b"))
     assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
