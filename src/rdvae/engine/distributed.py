@@ -283,10 +283,11 @@ def reduce_step(params: list[torch.Tensor], loss: torch.Tensor, figures: dict[st
         by_dtype.setdefault(grad.dtype, []).append(grad)
     carrier = next((d for d in by_dtype if d in (torch.float32, torch.float64)), None)
     for dtype, group in by_dtype.items():   # usually one: float32
-        pieces = [g.reshape(-1) * weight for g in group]
+        pieces = [g.reshape(-1) for g in group]
         if dtype == carrier:
             pieces.append(extras.to(dtype))
-        flat = torch.cat(pieces)
+        flat = torch.cat(pieces)   # one copy of the gradients, weighted in place
+        flat[:sum(g.numel() for g in group)].mul_(weight)
         dist.all_reduce(flat)
         offset = 0
         for g in group:

@@ -442,14 +442,6 @@ class Loop:
         return summary
 
 
-def _legacy_state(callback: Callback, counters: dict) -> None:
-    """A checkpoint written before callbacks had their own state: the callback takes what it kept in
-    the counters then (if it knows how)."""
-    legacy = getattr(callback, "load_legacy_counters", None)
-    if legacy is not None:
-        legacy(counters)
-
-
 def fit(plan: Plan, run: str | Path | RunDir | None = None, options: FitOptions | None = None,
         callbacks: list[Callback] | tuple = (), resume: bool = False, on_step=None) -> dict:
     """Train `plan` (rdvae.engine.plan.Plan) with the one loop; return the summary.
