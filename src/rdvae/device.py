@@ -33,12 +33,14 @@ def free_cores() -> int:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Use `threads` torch threads (None: the free cores, divided among the processes torchrun started on
-    this node); returns the number set. More threads than
+    """Use `threads` torch threads (None: the free cores, divided among the processes torchrun or srun started
+    on this node); returns the number set. More threads than
     the cores this process may run on only make OpenMP's workers wait on each other (an epoch
     hundreds of times slower), so a larger number is lowered to the cores, with one line on stderr."""
-    if threads is None:   # the free cores, shared by the processes torchrun started on this node
-        threads = max(1, free_cores() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+    if threads is None:   # the free cores, shared by the processes torchrun (or srun) started on this node
+        from .engine.distributed import local_processes
+
+        threads = max(1, free_cores() // local_processes())
     if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     cores = available_cores()

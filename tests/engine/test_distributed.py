@@ -222,3 +222,77 @@ def test_two_torchrun_agents_on_one_host_train_one_model(tmp_path):
         assert agent.returncode == 0, stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "done" and summary["world_size"] == 2
+
+
+# -- `srun --ntasks N rdvae train`: Slurm's tasks as the ranks -----------------------------------------------
+STEP = {"SLURM_STEP_NUM_TASKS": "6", "SLURM_PROCID": "4", "SLURM_LOCALID": "1", "SLURM_NODEID": "2",
+        "SLURM_STEP_TASKS_PER_NODE": "2(x2),1,1", "SLURM_STEP_NODELIST": "gpu[007-008,12],cpu1",
+        "SLURM_JOB_ID": "4711", "SLURM_STEP_ID": "3"}
+
+
+def test_a_slurm_step_of_several_tasks_gives_torch_distributed_its_variables():
+    from rdvae.engine.distributed import slurm_step_environment
+
+    assert slurm_step_environment(STEP) == {
+        "RANK": "4", "WORLD_SIZE": "6", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "1",   # node 2 of 2,2,1,1
+        "MASTER_ADDR": "gpu007", "MASTER_PORT": str(10000 + (4711 * 32 + 3) % 20000)}
+    # the user's own address and port are kept
+    assert "MASTER_ADDR" not in slurm_step_environment({**STEP, "MASTER_ADDR": "10.0.0.1"})
+    assert "MASTER_PORT" not in slurm_step_environment({**STEP, "MASTER_PORT": "1234"})
+
+
+@pytest.mark.parametrize("environ", [
+    {**STEP, "RANK": "0"},                                              # torchrun (or the user) decides
+    {k: v for k, v in STEP.items() if k != "SLURM_STEP_NUM_TASKS"},     # a batch script or salloc shell
+    {**STEP, "SLURM_STEP_NUM_TASKS": "1"},                              # `srun rdvae train`, the executor
+    {},
+])
+def test_outside_a_step_of_several_tasks_nothing_is_set(environ):
+    from rdvae.engine.distributed import slurm_step_environment
+
+    assert slurm_step_environment(environ) == {}
+
+
+@pytest.mark.parametrize(("text", "counts"), [("4", [4]), ("2(x3),1", [2, 2, 2, 1]), ("1,3(x2)", [1, 3, 3])])
+def test_slurms_tasks_per_node_are_expanded(text, counts):
+    from rdvae.engine.distributed import tasks_per_node
+
+    assert tasks_per_node(text) == counts
+
+
+@pytest.mark.parametrize(("nodelist", "host"), [("localhost", "localhost"), ("n[01-04]", "n01"),
+                                                ("n[3,1-2]", "n3"), ("a1,b[1-2]", "a1"),
+                                                ("rack[2-3]-n[09-10]", "rack2-n09")])
+def test_the_first_host_of_a_node_list_is_rank_0s(nodelist, host):
+    from rdvae.engine.distributed import first_host
+
+    assert first_host(nodelist) == host
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"SLURM_PROCID": "x"}, r"SLURM_PROCID must be an integer, got 'x'"),
+    ({"SLURM_STEP_TASKS_PER_NODE": "2(x"}, r"SLURM_STEP_TASKS_PER_NODE='2\(x' is not a Slurm task count"),
+    ({"SLURM_NODEID": "7"}, r"SLURM_NODEID=7 is not a node of SLURM_STEP_TASKS_PER_NODE"),
+    ({"SLURM_STEP_NODELIST": "n[01-02"}, r"SLURM_STEP_NODELIST='n\[01-02' has an unclosed"),
+])
+def test_a_malformed_slurm_variable_is_named(change, message):
+    from rdvae.engine.distributed import slurm_step_environment
+    from rdvae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        slurm_step_environment({**STEP, **change})
+
+
+def test_the_threads_are_shared_by_the_steps_tasks_on_the_node(monkeypatch):
+    from rdvae import device
+
+    for name in ("RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**STEP, "SLURM_NODEID": "0"}.items():   # 2 tasks on this node
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(device, "free_cores", lambda: 8)
+    previous = torch.get_num_threads()
+    try:
+        assert device.set_threads() == min(4, device.available_cores())
+    finally:
+        torch.set_num_threads(previous)

@@ -79,8 +79,107 @@ def is_main() -> bool:
 
 
 def launched() -> bool:
-    """Whether torchrun (or Slurm's srun with the same variables) started this process as one of several."""
+    """Whether torchrun (or `srun --ntasks N`: `adopt_slurm_step`) started this process as one of several."""
+    adopt_slurm_step()
     return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+# -- Slurm's tasks as ranks ------------------------------------------------------------------------
+SLURM_PORTS = (10000, 20000)   # MASTER_PORT from the job and step ids: 10000 + (job * 32 + step) % 20000
+
+
+def _slurm_int(environ, name: str) -> int:
+    value = environ.get(name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"the Slurm environment variable {name} must be an integer, got {value!r} (rdvae "
+                          "reads it in a job step that srun started with several tasks)") from None
+
+
+def tasks_per_node(text: str) -> list[int]:
+    """Slurm's compressed count of tasks on each node of a step, e.g. '2(x3),1' -> [2, 2, 2, 1]."""
+    counts = []
+    for part in text.split(","):
+        count, repeated, times = part.partition("(x")
+        try:
+            if repeated and not times.endswith(")"):
+                raise ValueError(part)
+            counts += [int(count)] * (int(times[:-1]) if repeated else 1)
+        except ValueError:
+            raise ConfigError(f"SLURM_STEP_TASKS_PER_NODE={text!r} is not a Slurm task count such as "
+                              "'2(x3),1'") from None
+    return counts
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of Slurm's compressed node list, where rank 0 runs (tasks are placed in node
+    order): 'gpu[07-09,12],cpu1' -> 'gpu07'; every bracket contributes its first value, padding kept."""
+    host, depth, i = [], 0, 0
+    while i < len(nodelist):
+        char = nodelist[i]
+        if char == "," and depth == 0:
+            break
+        if char == "[":
+            end = nodelist.find("]", i)
+            if end < 0:
+                raise ConfigError(f"SLURM_STEP_NODELIST={nodelist!r} has an unclosed '['")
+            host.append(nodelist[i + 1:end].split(",")[0].split("-")[0])
+            i = end + 1
+            continue
+        host.append(char)
+        i += 1
+    if not "".join(host):
+        raise ConfigError(f"SLURM_STEP_NODELIST={nodelist!r} names no host")
+    return "".join(host)
+
+
+def slurm_step_environment(environ=os.environ) -> dict[str, str]:
+    """torch.distributed's variables for a process that srun started as one task of a job step of several
+    (`srun --ntasks N rdvae train ...`, no torchrun), from Slurm's own: RANK = SLURM_PROCID, WORLD_SIZE =
+    SLURM_STEP_NUM_TASKS, LOCAL_RANK = SLURM_LOCALID, LOCAL_WORLD_SIZE = this node's task count,
+    MASTER_ADDR = the step's first node and MASTER_PORT from the job and step ids (those two only where
+    not set: set MASTER_PORT yourself to run two such steps of one job at once on a node).
+
+    Nothing where RANK is set (torchrun, or the user, decides), outside a job step (a batch script, an
+    salloc shell: their SLURM_NTASKS counts the allocation, not this process's peers) or in a step of
+    one task (`srun rdvae train`, and the slurm executor's jobs)."""
+    if "RANK" in environ or "SLURM_STEP_NUM_TASKS" not in environ:
+        return {}
+    world = _slurm_int(environ, "SLURM_STEP_NUM_TASKS")
+    if world <= 1:
+        return {}
+    node = _slurm_int(environ, "SLURM_NODEID")
+    counts = tasks_per_node(environ.get("SLURM_STEP_TASKS_PER_NODE", str(world)))
+    if not 0 <= node < len(counts):
+        raise ConfigError(f"SLURM_NODEID={node} is not a node of SLURM_STEP_TASKS_PER_NODE="
+                          f"{environ.get('SLURM_STEP_TASKS_PER_NODE')!r}")
+    found = {"RANK": str(_slurm_int(environ, "SLURM_PROCID")), "WORLD_SIZE": str(world),
+             "LOCAL_RANK": str(_slurm_int(environ, "SLURM_LOCALID")), "LOCAL_WORLD_SIZE": str(counts[node])}
+    if "MASTER_ADDR" not in environ:
+        found["MASTER_ADDR"] = first_host(environ.get("SLURM_STEP_NODELIST", ""))
+    if "MASTER_PORT" not in environ:
+        job, step = _slurm_int(environ, "SLURM_JOB_ID"), int(environ.get("SLURM_STEP_ID", "0") or 0)
+        found["MASTER_PORT"] = str(SLURM_PORTS[0] + (job * 32 + step) % SLURM_PORTS[1])
+    return found
+
+
+def local_processes() -> int:
+    """How many processes torchrun or srun started on this node (the cores are shared among them)."""
+    value = os.environ.get("LOCAL_WORLD_SIZE") or slurm_step_environment().get("LOCAL_WORLD_SIZE") or "1"
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise ConfigError(f"the distributed environment variable LOCAL_WORLD_SIZE must be an integer, got "
+                          f"{value!r}") from None
+
+
+def adopt_slurm_step() -> dict[str, str]:
+    """Set torch.distributed's variables from Slurm's in a job step of several tasks (see
+    `slurm_step_environment`): `srun --ntasks N rdvae train` trains data-parallel as torchrun would."""
+    found = slurm_step_environment()
+    os.environ.update(found)
+    return found
 
 
 def restarted() -> bool:
