@@ -188,8 +188,10 @@ def run(args) -> dict:
     main = distributed.is_main()
     try:
         evaluation = evaluate_run(args.run_dir, measures, **settings)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(completed=True)
     if not main:   # rank 0 reports, and its --json line is the only one
         args.json = False
         return evaluation.result

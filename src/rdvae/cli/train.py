@@ -122,8 +122,10 @@ def run(args) -> dict:
     main = distributed.is_main()
     try:
         summary = train(config, out, resume=args.resume, progress=args.progress)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(completed=True)
     if main:
         print(f"run: {out}")
         print(format_report(summary))

@@ -269,10 +269,15 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def shutdown() -> None:
-    """Leave the group (at the end of a command)."""
+def shutdown(completed: bool = False) -> None:
+    """Leave the group (at the end of a command). `completed` (the command ended well on this rank):
+    wait at a barrier first, so that no rank tears its backend down while another still has work in
+    flight with it (a rank ending early could abort in gloo's threads at exit)."""
     global _group
     if dist.is_initialized():
+        if completed:
+            with contextlib.suppress(Exception):   # a peer that has gone: leave all the same
+                dist.barrier()
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
     _group = None
