@@ -115,10 +115,10 @@ def tasks_per_node(text: str) -> list[int]:
 def first_host(nodelist: str) -> str:
     """The first host of Slurm's compressed node list, where rank 0 runs (tasks are placed in node
     order): 'gpu[07-09,12],cpu1' -> 'gpu07'; every bracket contributes its first value, padding kept."""
-    host, depth, i = [], 0, 0
-    while i < len(nodelist):
+    host, i = [], 0
+    while i < len(nodelist):   # a bracket is consumed whole, so a comma seen here ends the first host
         char = nodelist[i]
-        if char == "," and depth == 0:
+        if char == ",":
             break
         if char == "[":
             end = nodelist.find("]", i)
@@ -159,7 +159,8 @@ def slurm_step_environment(environ=os.environ) -> dict[str, str]:
     if "MASTER_ADDR" not in environ:
         found["MASTER_ADDR"] = first_host(environ.get("SLURM_STEP_NODELIST", ""))
     if "MASTER_PORT" not in environ:
-        job, step = _slurm_int(environ, "SLURM_JOB_ID"), int(environ.get("SLURM_STEP_ID", "0") or 0)
+        job, step = _slurm_int(environ, "SLURM_JOB_ID"), _slurm_int({"SLURM_STEP_ID": "0", **environ},
+                                                                     "SLURM_STEP_ID")
         found["MASTER_PORT"] = str(SLURM_PORTS[0] + (job * 32 + step) % SLURM_PORTS[1])
     return found
 
